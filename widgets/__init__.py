@@ -1,0 +1,1 @@
+"""ipywidgets and plotly components for the notebooks and the dashboard (import as taskq_widgets)."""
