@@ -1,0 +1,5 @@
+"""Run the command line with ``python -m taskq``."""
+
+from taskq.cli import main
+
+main()
