@@ -25,8 +25,16 @@ from taskq.app import App, TaskFunction, TaskHandle
 from taskq.clock import Clock, FakeClock, ServerClock
 from taskq.connection import mask_url, open_redis
 from taskq.errors import (
-    ConfigurationError, InvalidTaskError, PayloadTooLargeError, ResultTimeoutError, Retry,
-    TaskFailedError, TaskNotFoundError, TaskqError, TaskTimeoutError, UnknownTaskError,
+    ConfigurationError,
+    InvalidTaskError,
+    PayloadTooLargeError,
+    ResultTimeoutError,
+    Retry,
+    TaskFailedError,
+    TaskNotFoundError,
+    TaskqError,
+    TaskTimeoutError,
+    UnknownTaskError,
 )
 from taskq.events import Event, follow, latest_events, read_events, task_timeline
 from taskq.explain import Explanation, explain

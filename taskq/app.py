@@ -16,9 +16,14 @@ from taskq.admin import AdminMixin
 from taskq.clock import Clock, ServerClock
 from taskq.connection import Backend, open_redis
 from taskq.errors import (
-    ConfigurationError, ResultTimeoutError, TaskFailedError, TaskNotFoundError, UnknownTaskError,
+    ConfigurationError,
+    InvalidTaskError,
+    ResultTimeoutError,
+    TaskFailedError,
+    TaskNotFoundError,
+    UnknownTaskError,
 )
-from taskq.keys import KeySpace, QueueKeys
+from taskq.keys import KeySpace
 from taskq.scripts import Scripts
 from taskq.settings import DEFAULT_PRIORITY, DEFAULT_SETTINGS, Settings
 from taskq.task import Backoff, Call, State, TaskDef, TaskOptions, TaskRecord
@@ -267,7 +272,7 @@ class App(AdminMixin):
         delay_ms = ""
         eta_ms = ""
         if call.eta is not None and call.delay_s is not None:
-            raise codec.InvalidTaskError("pass either delay_s or eta, not both")
+            raise InvalidTaskError("pass either delay_s or eta, not both")
         if call.delay_s is not None:
             delay_ms = str(round(codec.validate_delay(call.delay_s) * 1000))
         if call.eta is not None:

@@ -82,6 +82,33 @@ def latest_events(app: App, queues: list[str] | None = None, count: int = 100) -
     return events[:count]
 
 
+def events_since(app: App, offsets: dict[str, str], count: int = 100
+                 ) -> tuple[list[Event], dict[str, str], bool]:
+    """The newest ``count`` events of each stream after its offset ('0' = any), newest first.
+
+    Unlike ``read_events``, which returns the oldest events after an offset, this skips the
+    middle when more than ``count`` arrived, so one call costs the same at any event rate: the
+    live view's reader. Returns the events, the new offsets (each stream's newest id seen) and
+    whether some stream had more new events than ``count``. One pipelined round trip.
+    """
+    keys = list(offsets)
+    pipe = app.client.pipeline(transaction=False)
+    for key in keys:
+        since = offsets[key]
+        pipe.xrevrange(key, max="+", min="-" if since in ("", "0") else f"({since}",
+                       count=count)
+    events: list[Event] = []
+    new_offsets = dict(offsets)
+    truncated = False
+    for key, entries in zip(keys, pipe.execute()):
+        if entries:
+            new_offsets[key] = _text(entries[0][0])
+            truncated = truncated or len(entries) >= count
+        events.extend(_event(key, event_id, raw) for event_id, raw in entries)
+    events.sort(key=lambda e: (e.t_ms, e.id), reverse=True)
+    return events, new_offsets, truncated
+
+
 def task_timeline(app: App, task_id: str, queue: str, scan: int = 10_000) -> list[Event]:
     """Every event of one task still in its queue's stream (the newest ``scan`` are searched)."""
     key = app.keys.queue(queue).events

@@ -76,9 +76,9 @@ def explain(app: App, task_id: str, queue: str | None = None) -> Explanation:
         return Explanation(task_id, rec.state.value, answer, facts)
 
     if rec.state is State.DEAD:
-        error = rec.error or {}
-        answer = (f"The task is dead after {rec.attempts} attempt(s): {error.get('type')}: "
-                  f"{error.get('message')}. Requeue it with `taskq dead requeue {task_id}`.")
+        last_error = rec.error or {}
+        answer = (f"The task is dead after {rec.attempts} attempt(s): {last_error.get('type')}: "
+                  f"{last_error.get('message')}. Requeue it with `taskq dead requeue {task_id}`.")
         return Explanation(task_id, rec.state.value, answer, facts)
 
     answer = f"The task is {rec.state.value}; it finished at {_ago(now_ms, rec.finished_ms)}."

@@ -64,8 +64,8 @@ class Loop:
             try:
                 pause = self.tick()
                 if self._failures:
-                    self.log.info("%s recovered owner=%s after=%d failures", self.name, self.owner_id,
-                             self._failures)
+                    self.log.info("%s recovered owner=%s after=%d failures", self.name,
+                                  self.owner_id, self._failures)
                 self._failures = 0
             except Exception as exc:  # noqa: BLE001 - a loop must survive any Redis error
                 self._failures += 1

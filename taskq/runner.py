@@ -12,6 +12,7 @@ The parent keeps heartbeating, so a CPU-bound body never starves lease renewal.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import heapq
 import importlib
@@ -221,10 +222,8 @@ class ProcessRunner:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._conn.send(None)
-            except OSError:
-                pass
         if self._process is not None:
             self._process.join(2)
             if self._process.is_alive():

@@ -6,7 +6,7 @@ import contextvars
 import json
 import random
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -15,7 +15,7 @@ from taskq.settings import Settings
 
 
 class State(str, Enum):
-    """Where a task is. Each state maps to exactly one Redis structure (see docs/architecture.md)."""
+    """Where a task is. Each state maps to exactly one Redis structure (docs/architecture.md)."""
 
     SCHEDULED = "scheduled"  # in the scheduled set, waiting for its due time
     READY = "ready"          # in a ready list of its priority
@@ -88,7 +88,7 @@ class Call:
     """One task to enqueue in bulk: the name and arguments, with optional overrides."""
 
     name: str
-    args: tuple[Any, ...] | list[Any] = ()
+    args: Sequence[Any] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     queue: str | None = None
     priority: int | None = None

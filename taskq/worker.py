@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskq import codec
-from taskq.errors import ConfigurationError, Retry
+from taskq.errors import ConfigurationError, InvalidTaskError, Retry
 from taskq.heartbeat import Heartbeat
 from taskq.loops import log_error
 from taskq.promoter import Promoter
@@ -289,6 +289,12 @@ class Worker:
     def _retiring(self, index: int) -> bool:
         return self._stopping.is_set() or index >= self._target
 
+    def _may_exit(self, index: int) -> bool:
+        # Decided under the slots lock so a resize that raises the target again in the meantime
+        # either keeps this slot alive or spawns a replacement, never neither.
+        with self._slots_lock:
+            return index >= self._target or self._stopping.is_set()
+
     def _slot_main(self, index: int) -> None:
         runner: ThreadRunner | ProcessRunner
         if self.pool == "process":
@@ -296,34 +302,12 @@ class Worker:
         else:
             assert self._watchdog is not None
             runner = ThreadRunner(self.app, self._watchdog)
-        pending: list[Settle] = []
         local: deque[ClaimedTask] = deque()
         try:
-            while not self._killed:
-                if local and self._retiring(index):
-                    self._release_claimed(list(local))
-                    local.clear()
-                if not local:
-                    want = 0 if self._retiring(index) else 1 + self.prefetch
-                    if want == 0:
-                        with self._slots_lock:
-                            if index >= self._target or self._stopping.is_set():
-                                break
-                        continue
-                    claimed = self._claim(want, pending)
-                    pending = []
-                    if not claimed:
-                        self._idle_wait()
-                        continue
-                    local.extend(claimed)
-                settle = self._execute(local.popleft(), runner)
-                if settle is not None:
-                    pending.append(settle)
-            if pending and not self._killed:
-                self._claim(0, pending)
+            self._slot_loop(index, runner, local)
         except Exception as exc:  # noqa: BLE001 - a slot must log why it ends
             log_error(log, "slot crashed", exc, worker=self.id, slot=index)
-            if pending or local:
+            if local:
                 log.warning("slot ended holding tasks worker=%s slot=%d: their leases will "
                             "expire and the reaper recovers them", self.id, index)
         finally:
@@ -331,6 +315,35 @@ class Worker:
             with self._slots_lock:
                 if self._slot_threads.get(index) is threading.current_thread():
                     del self._slot_threads[index]
+
+    def _slot_loop(self, index: int, runner: ThreadRunner | ProcessRunner,
+                   local: deque[ClaimedTask]) -> None:
+        """Claim, run and settle until the slot retires; ``local`` holds claimed, unstarted tasks.
+
+        A success is settled by the next claim call, so one round trip both records it and takes
+        the next task.
+        """
+        pending: list[Settle] = []
+        while not self._killed:
+            if not local:
+                if self._may_exit(index):
+                    break
+                claimed = self._claim(1 + self.prefetch, pending)
+                pending = []
+                if not claimed:
+                    self._idle_wait()
+                    continue
+                local.extend(claimed)
+            if self._retiring(index):
+                # Prefetched tasks that never started go back at once, not at lease expiry.
+                self._release_claimed(list(local))
+                local.clear()
+                continue
+            settle = self._execute(local.popleft(), runner)
+            if settle is not None:
+                pending.append(settle)
+        if pending and not self._killed:
+            self._claim(0, pending)
 
     def _claim(self, want: int, pending: list[Settle]) -> list[ClaimedTask]:
         order = [self.app.keys.queue(q) for q in self._queue_order()]
@@ -408,7 +421,7 @@ class Worker:
         if outcome.ok:
             try:
                 result_json = codec.encode_result(outcome.result)
-            except codec.InvalidTaskError as exc:
+            except InvalidTaskError as exc:
                 error = describe_exception(exc, self.app.settings)
                 error["type"] = "InvalidResult"
                 self._fail(task, rec, token, Outcome(False, error=error))
@@ -445,7 +458,7 @@ class Worker:
 
     def _report_progress(self, held: Held, fraction: float, message: str) -> bool:
         if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
-            raise codec.InvalidTaskError(f"progress fraction {fraction!r} is invalid: use a "
+            raise InvalidTaskError(f"progress fraction {fraction!r} is invalid: use a "
                                          "number from 0 to 1")
         text = str(message)[: self.app.settings.max_progress_message_chars]
         return self.app.scripts.progress(self.app.now(), self.app.keys.queue(held.queue),
