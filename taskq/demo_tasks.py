@@ -28,8 +28,8 @@ MAX_RETRIES = 2
 BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 1.0
 TIMEOUT_S = 30.0
-# Results stay for an hour so the summary, `taskq stats` and the dashboard can read them; the
-# next demo run on the same queue deletes them anyway.
+# Results stay for an hour, so the summary, `taskq stats` and the dashboard can read them.
+# The next demo run on the same queue deletes them anyway.
 RESULT_TTL_S = 3600.0
 
 # The engine defaults, except a promoter that wakes at least every 0.2 s, so delayed tasks and
@@ -64,7 +64,7 @@ def analyze_file(path: str) -> dict[str, Any]:
 def create_app(redis_url: str | None = None) -> taskq.App:
     """Build an App with the demo's settings and its one task registered.
 
-    The demo builds a fresh App per run (an App's URL is fixed once it connects); worker
+    The demo builds a fresh App per run because an App's URL is fixed once it connects. Worker
     processes use the module-level ``app``, which reads TASKQ_REDIS_URL or ``--redis-url``.
     """
     demo_app = taskq.App(redis_url, settings=DEMO_SETTINGS)
