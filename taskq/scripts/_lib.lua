@@ -36,14 +36,19 @@ local function decode_record(raw)
   return nil
 end
 
--- Index (0-based) of the histogram bucket that holds a duration in microseconds.
+-- Index (0-based) of the histogram bucket that holds a duration in microseconds: the first bound
+-- not below it, found by binary search; #HIST_BOUNDS_US is the overflow bucket.
 local function hist_bucket(duration_us)
-  for i, bound in ipairs(HIST_BOUNDS_US) do
-    if duration_us <= bound then
-      return i - 1
+  local low, high = 1, #HIST_BOUNDS_US + 1
+  while low < high do
+    local middle = math.floor((low + high) / 2)
+    if HIST_BOUNDS_US[middle] < duration_us then
+      low = middle + 1
+    else
+      high = middle
     end
   end
-  return #HIST_BOUNDS_US
+  return low - 1
 end
 
 -- Append one transition to a stream. `fields` is a flat list of extra field/value pairs.
@@ -88,10 +93,11 @@ local function push_ready(ready_keys, config_key, wake_key, task_id, priority, f
 end
 
 -- Mark a task whose record cannot be decoded as dead, keeping the raw value's first bytes in the
--- error so an operator can see what was stored.
+-- error so an operator can see what was stored. Bytes outside printable ASCII show as '?', so
+-- the error stays valid UTF-8 JSON whatever was stored.
 local function bury_corrupt(tasks_key, dead_key, counters_key, events_key, max_len, queue, task_id,
                             raw, now_ms)
-  local shown = raw and string.sub(raw, 1, 200) or ''
+  local shown = raw and string.gsub(string.sub(raw, 1, 200), '[^\32-\126]', '?') or ''
   local rec = {id = task_id, queue = queue, name = '', state = 'dead', attempts = 0,
     priority = 0, finished_ms = now_ms,
     error = {type = 'CorruptRecord',
