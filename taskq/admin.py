@@ -180,9 +180,12 @@ class AdminMixin:
                               delay_s or None, None, task_id))
         if not calls:
             return 0
-        self.enqueue_many(calls)
-        return len(self.scripts.purge(self.now(), self.keys.queue(queue),
-                                      [c.task_id for c in calls if c.task_id]))
+        # Purge only what the target took: an id already used there was not written, and its
+        # dead task must stay here rather than vanish.
+        created = [h.id for h in self.enqueue_many(calls) if h.created]
+        if not created:
+            return 0
+        return len(self.scripts.purge(self.now(), self.keys.queue(queue), created))
 
     def purge_dead(self, queue: str, task_ids: list[str] | None = None) -> int:
         """Delete dead tasks and their records for good; all of the queue's when ids is None."""

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from redis.cluster import RedisCluster
+
 from taskq import codec
 from taskq.admin import AdminMixin
 from taskq.clock import Clock, ServerClock
@@ -107,7 +109,10 @@ class App(AdminMixin):
         self.clock: Clock = clock or ServerClock()
         self._redis_url = redis_url
         self._client = client
-        self._backend: Backend | None = Backend("redis", "<client given>") if client else None
+        self._backend: Backend | None = None
+        if client is not None:
+            kind = "cluster" if isinstance(client, RedisCluster) else "redis"
+            self._backend = Backend(kind, "<client given>")
         self._scripts: Scripts | None = None
         self._lock = threading.Lock()
         self._registry: dict[str, TaskDef] = {}
@@ -156,6 +161,11 @@ class App(AdminMixin):
             self._connect()
         assert self._backend is not None
         return self._backend
+
+    @property
+    def cluster(self) -> bool:
+        """True on Redis Cluster, where calls that span queues go one queue at a time."""
+        return self.backend.kind == "cluster"
 
     def now(self) -> str:
         """The ``now_us`` argument for scripts (empty: the server's clock)."""
@@ -213,11 +223,12 @@ class App(AdminMixin):
         """Return the definition of a registered task; raises UnknownTaskError."""
         try:
             return self._registry[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable value such as a list
             known = ", ".join(sorted(self._registry)) or "none"
             raise UnknownTaskError(
-                f"task {name!r} is not registered with this app (registered: {known}); "
-                "import the module that defines it, or pass --app to the CLI") from None
+                f"task {codec._short(name)} is not registered with this app (registered: "
+                f"{known}); import the module that defines it, or pass --app to the CLI"
+            ) from None
 
     # Enqueue.
 

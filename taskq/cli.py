@@ -137,6 +137,9 @@ def _json_option(raw: str, option: str, kind: type, example: str) -> Any:
     except json.JSONDecodeError as exc:
         raise CommandError(f"{option} {raw!r} is not valid JSON ({exc.msg} at character "
                            f"{exc.pos}): pass e.g. {example}", EXIT_INVALID) from None
+    except (ValueError, RecursionError) as exc:  # an integer past 4300 digits, deep nesting
+        raise CommandError(f"{option} {raw[:80]!r}... cannot be read as JSON ({exc}): pass e.g. "
+                           f"{example}", EXIT_INVALID) from None
     if not isinstance(value, kind):
         wanted = "array" if kind is list else "object"
         raise CommandError(f"{option} {raw!r} is not a JSON {wanted}: pass e.g. {example}",

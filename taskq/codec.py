@@ -18,6 +18,9 @@ from taskq.settings import MAX_PRIORITY, MIN_PRIORITY, Settings
 
 # A delay longer than this is almost certainly a unit mistake (ms passed as s).
 MAX_DELAY_S = 10 * 365 * 24 * 3600.0
+# Redis's cjson writes numbers with 14 significant digits, so a due time in ms stays exact on
+# the task record only below 10**14 (5138-11-16 UTC).
+MAX_ETA_MS = 10**14
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -41,8 +44,8 @@ def validate_priority(priority: Any) -> int:
     value = int(priority)
     if not MIN_PRIORITY <= value <= MAX_PRIORITY:
         raise InvalidTaskError(
-            f"priority {value} is out of range: use an integer from {MIN_PRIORITY} (lowest) "
-            f"to {MAX_PRIORITY} (highest)")
+            f"priority {_short(value)} is out of range: use an integer from {MIN_PRIORITY} "
+            f"(lowest) to {MAX_PRIORITY} (highest)")
     return value
 
 
@@ -70,7 +73,10 @@ def validate_delay(delay_s: Any) -> float:
     """Return a delay in seconds if it is a finite, non-negative number of sane size."""
     if isinstance(delay_s, bool) or not isinstance(delay_s, numbers.Real):
         raise InvalidTaskError(f"delay_s {_short(delay_s)} is invalid: use seconds as a number")
-    value = float(delay_s)
+    try:
+        value = float(delay_s)
+    except OverflowError:  # an int past the float range
+        value = math.inf if delay_s > 0 else -math.inf
     if math.isnan(value) or math.isinf(value):
         raise InvalidTaskError(f"delay_s {value} is invalid: use a finite number of seconds")
     if value < 0:
@@ -92,16 +98,25 @@ def eta_to_ms(eta: Any) -> int:
     if not isinstance(eta, datetime):
         raise InvalidTaskError(
             f"eta {_short(eta)} is invalid: use a datetime, preferably timezone-aware")
-    if eta.tzinfo is not None and eta.utcoffset() is not None:
-        return round(eta.timestamp() * 1000)
-
-    stamp = eta.timestamp()
-    round_trip = datetime.fromtimestamp(stamp).replace(tzinfo=None, fold=0)
-    if round_trip != eta.replace(fold=0):
+    aware = eta.tzinfo is not None and eta.utcoffset() is not None
+    try:
+        stamp = eta.timestamp()
+        round_trip = None if aware else datetime.fromtimestamp(stamp)
+    except (OverflowError, OSError, ValueError) as exc:
+        # Near datetime.min or datetime.max the UTC instant falls outside years 1..9999.
+        raise InvalidTaskError(f"eta {eta.isoformat()} cannot be converted to a Unix time "
+                               f"({exc}): pass a time between the years 2 and 5138") from None
+    if round_trip is not None and (round_trip.replace(tzinfo=None, fold=0)
+                                   != eta.replace(fold=0)):
         raise InvalidTaskError(
             f"eta {eta.isoformat()} does not exist in the local time zone (a daylight saving "
             "change skips it): pass a timezone-aware datetime")
-    return round(stamp * 1000)
+    eta_ms = round(stamp * 1000)
+    if eta_ms >= MAX_ETA_MS:
+        raise InvalidTaskError(
+            f"eta {eta.isoformat()} is not before {utc_iso(MAX_ETA_MS)}, the latest due time a "
+            "task record stores exactly: pass a nearer time")
+    return eta_ms
 
 
 def encode_result(value: Any) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 ENV_VAR = "TASKQ_REDIS_URL"
 EMBEDDED = "embedded"
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
+# Redis Cluster URLs name any one node; the client discovers the others and the slot map.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+_QUERY_PASSWORD = re.compile(r"(?i)(^|&)(password=)[^&]*")
 
 _embedded_server: Any = None
 _embedded_lock = threading.Lock()
@@ -33,7 +37,7 @@ _embedded_lock = threading.Lock()
 class Backend:
     """Which Redis the engine talks to, safe to print."""
 
-    kind: str          # "embedded" or "redis"
+    kind: str          # "embedded", "redis" or "cluster"
     display_url: str   # the URL with any password replaced by "***"
 
     def __str__(self) -> str:
@@ -41,19 +45,24 @@ class Backend:
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with its password (and a lone username used as password) replaced."""
+    """Return ``url`` with its password (and a lone username used as password) replaced.
+
+    A ``password=`` query parameter, which redis-py also accepts, is masked too. The host part
+    is kept as written, so a URL with a malformed port still masks its password.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None and not parts.username:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if colon else f"***@{hostport}"
+    query = _QUERY_PASSWORD.sub(r"\1\2***", parts.query)
+    if netloc == parts.netloc and query == parts.query:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}" if parts.password is not None else f"***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def resolve_url(redis_url: str | None) -> str | None:
@@ -99,22 +108,47 @@ def open_redis(redis_url: str | None = None, *, max_connections: int | None = No
         return _embedded_client(), backend
 
     shown = mask_url(url)
-    scheme = urlsplit(url).scheme
-    if scheme not in SUPPORTED_SCHEMES:
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid Redis URL {shown!r}: {type(exc).__name__}") from None
+    if scheme not in SUPPORTED_SCHEMES and scheme not in CLUSTER_SCHEMES:
         raise ConfigurationError(
-            f"Redis URL {shown!r} has scheme {scheme!r}; use redis://, rediss:// or unix://")
+            f"Redis URL {shown!r} has scheme {scheme!r}; use redis://, rediss:// or unix://, "
+            "or redis+cluster:// (rediss+cluster://) for Redis Cluster")
     options: dict[str, Any] = {
-        "socket_keepalive": True,
         "health_check_interval": 30,
         "retry_on_timeout": True,
     }
+    if scheme != "unix":
+        # TCP only: a unix socket connection refuses the keepalive option.
+        options["socket_keepalive"] = True
     if max_connections is not None:
         options["max_connections"] = max_connections
+    if scheme in CLUSTER_SCHEMES:
+        return _open_cluster(CLUSTER_SCHEMES[scheme] + url[len(scheme):], shown, options)
     try:
         client = redis.Redis.from_url(url, **options)
     except ValueError as exc:
         # redis-py quotes the URL in some messages; never echo it.
         raise ConfigurationError(f"invalid Redis URL {shown!r}: {type(exc).__name__}") from None
     backend = Backend("redis", shown)
+    log.info("backend selected backend=%s", backend)
+    return client, backend
+
+
+def _open_cluster(url: str, shown: str, options: dict[str, Any]) -> tuple[Any, Backend]:
+    """Open a ``RedisCluster`` client; it connects at once to read the slot map."""
+    from redis.cluster import RedisCluster
+    from redis.exceptions import RedisClusterException
+
+    try:
+        client: Any = RedisCluster.from_url(url, **options)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid Redis URL {shown!r}: {type(exc).__name__}") from None
+    except RedisClusterException as exc:
+        # Raised for a database other than 0 and when no node of the cluster can be reached.
+        raise ConfigurationError(f"Redis Cluster at {shown!r} cannot be used: {exc}") from None
+    backend = Backend("cluster", shown)
     log.info("backend selected backend=%s", backend)
     return client, backend

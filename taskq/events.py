@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from taskq.cluster import xread_each
+
 if TYPE_CHECKING:
     from taskq.app import App
 
@@ -59,7 +61,11 @@ def read_events(app: App, offsets: dict[str, str], count: int = 500,
     """
     if not offsets:
         return [], offsets
-    reply = app.client.xread(offsets, count=count, block=block_ms)
+    if app.cluster and len(offsets) > 1:
+        # Streams of different queues live in different hash slots: read them one by one.
+        reply = xread_each(app, offsets, count, block_ms)
+    else:
+        reply = app.client.xread(offsets, count=count, block=block_ms)
     events: list[Event] = []
     new_offsets = dict(offsets)
     for stream, entries in reply or []:

@@ -2,7 +2,7 @@
 
 ``check_health`` never raises for a Redis error: an unreachable server comes back as a
 ``Health`` with ``ok`` false and the error text, so a dashboard can show a banner and keep
-polling until the server answers again. The embedded backend (fakeredis) has no INFO command;
+polling until the server responds again. The embedded backend (fakeredis) has no INFO command;
 its version is the fakeredis package version and its memory is unknown.
 """
 
@@ -27,7 +27,7 @@ class Health:
     """One probe of the app's Redis connection.
 
     ``rtt_ms`` is the wall time of one PING round trip. ``redis_version`` and
-    ``used_memory_bytes`` are None when the probe skipped INFO or the server cannot answer it.
+    ``used_memory_bytes`` are None when the probe skipped INFO or the server does not support it.
     """
 
     ok: bool
@@ -61,7 +61,7 @@ def check_health(app: App, with_info: bool = True, backend: str | None = None) -
 
     ``backend`` overrides the printable backend name (for an app built around a given client).
     Returns a Health whose ``ok`` is False with the error's type and text when Redis does not
-    answer; never raises for connection or protocol errors.
+    respond. Never raises for connection or protocol errors.
     """
     embedded = app.backend.kind == EMBEDDED
     shown = backend or str(app.backend)

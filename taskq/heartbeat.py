@@ -21,6 +21,10 @@ class Heartbeat(Loop):
     def __init__(self, worker: Worker) -> None:
         super().__init__(worker.id)
         self.worker = worker
+        # Retry a failed beat at least once per interval: a longer backoff after a short Redis
+        # outage would let the leases it extends expire although the worker is alive.
+        self.error_backoff_max_s = min(self.error_backoff_max_s,
+                                       worker.app.settings.heartbeat_interval_s)
 
     def tick(self) -> float:
         self.worker.beat()

@@ -3,13 +3,15 @@
 All keys of one queue share the hash tag ``{<queue>}``, so a script that touches one queue runs
 on Redis Cluster. Keys that belong to no queue (workers, the queue registry) share the tag
 ``{_global}``. Queue names are escaped inside the tag (``%`` as ``%25``, ``{`` as ``%7B``,
-``}`` as ``%7D``), so any valid queue name maps to exactly one tag and two names never collide.
+``}`` as ``%7D``, and a leading ``_`` as ``%5F``, so no queue takes the global tag), so any
+valid queue name maps to exactly one tag and two names never collide.
 
 Times stored in scores are in milliseconds since the Unix epoch unless a key says otherwise.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from taskq.settings import MAX_PRIORITY, MIN_PRIORITY
@@ -18,8 +20,18 @@ GLOBAL_TAG = "_global"
 
 
 def escape_queue_name(queue: str) -> str:
-    """Return ``queue`` with the characters that would break a hash tag percent-encoded."""
-    return queue.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    """Return ``queue`` with the characters that would break a hash tag percent-encoded.
+
+    A leading ``_`` is encoded too, so that a queue named ``_global`` cannot share the tag,
+    and so the keys, of the global keys.
+    """
+    escaped = queue.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return "%5F" + escaped[1:] if escaped.startswith("_") else escaped
+
+
+def glob_escape(text: str) -> str:
+    """Return ``text`` with the characters special to SCAN MATCH patterns backslash-escaped."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,11 @@ class QueueKeys:
 
     def _key(self, suffix: str) -> str:
         return f"{self.prefix}:{{{escape_queue_name(self.queue)}}}:{suffix}"
+
+    @property
+    def pattern(self) -> str:
+        """SCAN MATCH pattern that matches every key of this queue and no key of another."""
+        return glob_escape(self._key("")) + "*"
 
     def ready(self, priority: int) -> str:
         """List of ready task ids at one priority; producers push left, FIFO claims pop right."""
@@ -158,6 +175,11 @@ class KeySpace:
         self.prefix = prefix
         self.global_keys = GlobalKeys(prefix)
         self._queues: dict[str, QueueKeys] = {}
+
+    @property
+    def pattern(self) -> str:
+        """SCAN MATCH pattern that matches every key under this prefix."""
+        return glob_escape(f"{self.prefix}:") + "*"
 
     def queue(self, name: str) -> QueueKeys:
         keys = self._queues.get(name)

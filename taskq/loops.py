@@ -27,6 +27,9 @@ class Loop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failures = 0
+        # The longest pause between two failed ticks, in seconds; a loop whose work must not
+        # lapse for long (the heartbeat) lowers it.
+        self.error_backoff_max_s = ERROR_BACKOFF_MAX_S
         # Log under the subclass's module (taskq.promoter, taskq.reaper, ...).
         self.log = logging.getLogger(type(self).__module__)
 
@@ -46,6 +49,10 @@ class Loop:
                                         daemon=True)
         self._thread.start()
         self.log.info("%s started owner=%s", self.name, self.owner_id)
+
+    def request_stop(self) -> None:
+        """Ask the loop to end after its current tick or wait; returns at once."""
+        self._stop.set()
 
     def stop(self, join_s: float = 5.0) -> None:
         self._stop.set()
@@ -69,11 +76,16 @@ class Loop:
                 self._failures = 0
             except Exception as exc:  # noqa: BLE001 - a loop must survive any Redis error
                 self._failures += 1
-                pause = min(ERROR_BACKOFF_MIN_S * 2 ** (self._failures - 1), ERROR_BACKOFF_MAX_S)
+                pause = min(ERROR_BACKOFF_MIN_S * 2 ** (self._failures - 1),
+                            self.error_backoff_max_s)
                 log_error(self.log, f"{self.name} tick failed", exc, owner=self.owner_id,
                           failures=self._failures, retry_in_s=round(pause, 3))
             if pause > 0:
-                self.wait(pause)
+                try:
+                    self.wait(pause)
+                except Exception as exc:  # noqa: BLE001 - a wait that blocks in Redis fails too
+                    log_error(self.log, f"{self.name} wait failed", exc, owner=self.owner_id)
+                    self._stop.wait(pause)
 
 
 def log_error(logger: logging.Logger, what: str, exc: BaseException, **ids: Any) -> None:

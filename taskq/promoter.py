@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from taskq.cluster import blpop_any
 from taskq.loops import Loop
 
 if TYPE_CHECKING:
@@ -57,4 +58,4 @@ class Promoter(Loop):
         if self.stopping:
             return
         keys = [self.app.keys.queue(q).promoter_wake for q in self.queues]
-        self.app.client.blpop(keys, timeout=max(seconds, MIN_BLOCK_S))
+        blpop_any(self.app, keys, max(seconds, MIN_BLOCK_S))

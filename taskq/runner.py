@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How long a process-runner child may take to start and import the app, in seconds.
+CHILD_START_TIMEOUT_S = 60.0
+
 
 @dataclass
 class Outcome:
@@ -66,6 +69,7 @@ class Watchdog:
         self._live: dict[int, int] = {}
         self._counter = itertools.count()
         self._cond = threading.Condition()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="taskq-watchdog", daemon=True)
         self._thread.start()
 
@@ -81,11 +85,19 @@ class Watchdog:
         with self._cond:
             self._live.pop(token, None)
 
+    def close(self) -> None:
+        """End the watchdog thread; deadlines still armed no longer fire."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._heap:
+                while not self._heap and not self._closed:
                     self._cond.wait()
+                if self._closed:
+                    return
                 deadline, token, thread_id = self._heap[0]
                 delay = deadline - time.monotonic()
                 if delay > 0:
@@ -138,6 +150,7 @@ class ThreadRunner:
 def _child_main(conn: Connection, app_spec: str) -> None:
     """Entry point of a process-runner child: run bodies sent by the parent slot."""
     app = load_app(app_spec)
+    conn.send(("ready", None, None))
     while True:
         message = conn.recv()
         if message is None:
@@ -172,17 +185,36 @@ class ProcessRunner:
         self._conn: Connection | None = None
 
     def _ensure_child(self) -> Connection:
+        """Return the pipe of a child that has imported the app, starting one if needed.
+
+        Waiting for the child's "ready" keeps its start-up (spawn and imports) out of the task's
+        timeout. Raises RuntimeError when the child cannot start.
+        """
         if self._process is None or not self._process.is_alive() or self._conn is None:
             parent, child = self._context.Pipe()
             self._process = self._context.Process(
                 target=_child_main, args=(child, self.app_spec), daemon=True)
             self._process.start()
+            child.close()  # the child holds its own end; EOF now means the child is gone
             self._conn = parent
+            try:
+                started = parent.poll(CHILD_START_TIMEOUT_S) and parent.recv()[0] == "ready"
+            except (EOFError, OSError):
+                started = False
+            if not started:
+                self._reset()
+                raise RuntimeError(f"the child process could not load the app {self.app_spec!r}"
+                                   f" within {CHILD_START_TIMEOUT_S} s")
+        assert self._conn is not None
         return self._conn
 
     def run(self, name: str, args: list[Any], kwargs: dict[str, Any], context: TaskContext,
             timeout_s: float | None) -> Outcome:
-        conn = self._ensure_child()
+        try:
+            conn = self._ensure_child()
+        except RuntimeError as start_error:
+            return Outcome(False, error=describe_exception(start_error, self.app.settings),
+                           exception=start_error)
         conn.send((name, args, kwargs, context.task_id, context.queue, context.attempt,
                    context.worker_id))
         deadline = None if not timeout_s else time.monotonic() + timeout_s

@@ -221,12 +221,28 @@ def _worker_view(worker_id: str, heartbeat_ms: int, info: dict[str, Any], now_ms
     )
 
 
+def _read_per_slot(app: App, names: list[str], rate_seconds: int) -> list[Any]:
+    """Assemble the snapshot script's reply from one call for workers and one per queue."""
+    head = app.scripts.snapshot(app.now(), app.keys.global_keys, [], rate_seconds, ACTIVE_LIMIT)
+    blocks = [app.scripts.snapshot(app.now(), None, [app.keys.queue(name)], rate_seconds,
+                                   ACTIVE_LIMIT)[2] for name in names]
+    return [head[0], head[1], *blocks]
+
+
 def take_snapshot(app: App, queues: list[str] | None = None, rate_seconds: int = RATE_SECONDS
                   ) -> Snapshot:
-    """Read every queue (or the ones named) and all workers in one atomic script call."""
+    """Read every queue (or the ones named) and all workers in one atomic script call.
+
+    On Redis Cluster the workers and each queue are read by separate calls (one per hash slot),
+    so the figures of different queues may be a few milliseconds apart.
+    """
     names = app.queues() if queues is None else queues
-    raw = app.scripts.snapshot(app.now(), app.keys.global_keys,
-                               [app.keys.queue(n) for n in names], rate_seconds, ACTIVE_LIMIT)
+    if app.cluster:
+        raw = _read_per_slot(app, names, rate_seconds)
+    else:
+        raw = app.scripts.snapshot(app.now(), app.keys.global_keys,
+                                   [app.keys.queue(n) for n in names], rate_seconds,
+                                   ACTIVE_LIMIT)
     now_ms = int(raw[0])
     workers_flat = raw[1]
     workers: dict[str, WorkerView] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import math
 import random
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -46,8 +47,13 @@ class Backoff:
 
     def delay_s(self, retry: int, rng: random.Random | None = None) -> float:
         """Return the delay before retry number ``retry`` (1 for the first retry)."""
-        base = self.min_s * self.factor ** max(retry - 1, 0)
-        spread = (rng or random).random() * self.jitter * base
+        try:
+            base = self.min_s * self.factor ** max(retry - 1, 0)
+        except OverflowError:
+            # factor ** (retry - 1) passed the largest float: the max_s clamp decides, and a
+            # minimum of 0 still means "retry at once".
+            base = math.inf if self.min_s > 0 else 0.0
+        spread = (rng or random).random() * self.jitter * base if base < math.inf else 0.0
         return max(self.min_s, min(self.max_s, base + spread))
 
 

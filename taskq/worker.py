@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskq import codec
+from taskq.cluster import blpop_any
 from taskq.errors import ConfigurationError, InvalidTaskError, Retry
 from taskq.heartbeat import Heartbeat
 from taskq.loops import log_error
@@ -55,6 +56,7 @@ class Held:
     started_ms: int
     cancel: threading.Event = field(default_factory=threading.Event)
     lost: bool = False
+    slot_thread: int = field(default_factory=threading.get_ident)
 
 
 class Worker:
@@ -172,13 +174,24 @@ class Worker:
             return
         grace = self.shutdown_grace_s if grace_s is None else grace_s
         self._stopping.set()
+        # The promoter and reaper are not needed for the shutdown: let them end during the
+        # grace. The heartbeat goes on, since it extends the leases of the running tasks.
+        for background in (self.promoter, self.reaper):
+            if background is not None:
+                background.request_stop()
         deadline = time.monotonic() + grace
         with self._held_cond:
             while self._held and time.monotonic() < deadline:
                 self._held_cond.wait(min(0.05, max(deadline - time.monotonic(), 0)))
-        self._release_held()
+        # A slot still inside a released body is not waited for: its outcome is dropped
+        # anyway. The others finish their idle wait and send the successes they still hold.
+        still_running = {held.slot_thread for held in self._release_held()}
         for thread in list(self._slot_threads.values()):
-            thread.join(self.app.settings.idle_block_s + 1)
+            if thread.ident not in still_running:
+                thread.join(self.app.settings.idle_block_s + 1)
+        if self._watchdog is not None:
+            # A body still running here was released above, so its outcome is dropped anyway.
+            self._watchdog.close()
         for loop in (self.promoter, self.reaper, self.heartbeat):
             if loop is not None:
                 loop.stop()
@@ -201,6 +214,8 @@ class Worker:
         for loop in (self.promoter, self.reaper, self.heartbeat):
             if loop is not None:
                 loop.stop(join_s=0)
+        if self._watchdog is not None:
+            self._watchdog.close()
         self._finished.set()
         log.warning("worker killed worker=%s held=%d", self.id, len(self._held))
 
@@ -339,24 +354,18 @@ class Worker:
                 self._release_claimed(list(local))
                 local.clear()
                 continue
-            settle = self._execute(local.popleft(), runner)
+            settle = self._execute_guarded(local.popleft(), runner)
             if settle is not None:
                 pending.append(settle)
         if pending and not self._killed:
             self._claim(0, pending)
 
     def _claim(self, want: int, pending: list[Settle]) -> list[ClaimedTask]:
-        order = [self.app.keys.queue(q) for q in self._queue_order()]
-        while True:
-            try:
-                claimed, fenced = self.app.scripts.claim(
-                    self.app.now(), self.id, self._lease_ms, want, order, pending)
-                break
-            except Exception as exc:  # noqa: BLE001 - Redis down: retry, keep the settles
-                if self._killed or (self._stopping.is_set() and not pending):
-                    return []
-                log_error(log, "claim failed", exc, worker=self.id, settles=len(pending))
-                time.sleep(0.5)
+        order = self._queue_order()
+        if self.app.cluster:
+            claimed, fenced = self._claim_per_queue(want, order, pending)
+        else:
+            claimed, fenced = self._claim_call(want, order, pending)
         for task_id in fenced:
             log.warning("success not recorded task=%s worker=%s: the lease was no longer held",
                         task_id, self.id)
@@ -364,10 +373,43 @@ class Worker:
             self.after_claim(claimed)
         return claimed
 
+    def _claim_call(self, want: int, queues: list[str], pending: list[Settle]
+                    ) -> tuple[list[ClaimedTask], list[str]]:
+        order = [self.app.keys.queue(q) for q in queues]
+        while True:
+            try:
+                return self.app.scripts.claim(
+                    self.app.now(), self.id, self._lease_ms, want, order, pending)
+            except Exception as exc:  # noqa: BLE001 - Redis down: retry, keep the settles
+                if self._killed or (self._stopping.is_set() and not pending):
+                    return [], []
+                log_error(log, "claim failed", exc, worker=self.id, settles=len(pending))
+                time.sleep(0.5)
+
+    def _claim_per_queue(self, want: int, order: list[str], pending: list[Settle]
+                         ) -> tuple[list[ClaimedTask], list[str]]:
+        # Redis Cluster keeps each queue in its own hash slot, so one script cannot reach them
+        # all: settle and claim queue by queue in the same order, asking each queue for what
+        # the queues before it did not supply.
+        settles: dict[str, list[Settle]] = {}
+        for item in pending:
+            settles.setdefault(item[0], []).append(item)
+        claimed: list[ClaimedTask] = []
+        fenced: list[str] = []
+        for queue in [*order, *(q for q in settles if q not in order)]:
+            need = max(want - len(claimed), 0)
+            mine = settles.get(queue, [])
+            if need == 0 and not mine:
+                continue
+            got, lost = self._claim_call(need, [queue], mine)
+            claimed.extend(got)
+            fenced.extend(lost)
+        return claimed, fenced
+
     def _idle_wait(self) -> None:
         keys = [self.app.keys.queue(q).wake for q in self.queues]
         try:
-            self.app.client.blpop(keys, timeout=self.app.settings.idle_block_s)
+            blpop_any(self.app, keys, self.app.settings.idle_block_s)
         except Exception as exc:  # noqa: BLE001 - Redis down: back off, then try again
             log_error(log, "idle wait failed", exc, worker=self.id)
             time.sleep(0.5)
@@ -383,7 +425,8 @@ class Worker:
             log.info("released unstarted tasks worker=%s queue=%s count=%d", self.id, queue,
                      len(released))
 
-    def _release_held(self) -> None:
+    def _release_held(self) -> list[Held]:
+        """Release every held lease; return the tasks whose bodies were still running."""
         with self._held_cond:
             held = list(self._held.values())
         by_queue: dict[str, list[Held]] = {}
@@ -397,8 +440,30 @@ class Worker:
             for task_id in released:
                 log.warning("task released at shutdown task=%s queue=%s worker=%s", task_id,
                             queue, self.id)
+        return held
 
     # Running one task.
+
+    def _execute_guarded(self, task: ClaimedTask, runner: ThreadRunner | ProcessRunner
+                         ) -> Settle | None:
+        """Run one task; an error in the worker's own handling of it (a record value it cannot
+        use, such as a result_ttl_s of 1e308) sends that task dead, and the slot goes on."""
+        try:
+            return self._execute(task, runner)
+        except Exception as exc:  # noqa: BLE001 - one bad record must not end the slot
+            log_error(log, "task handling failed", exc, task=task.task_id, worker=self.id)
+            error = describe_exception(exc, self.app.settings)
+            error["type"] = "InvalidRecord"
+            error["message"] = (f"the worker cannot handle this task's record "
+                                f"({type(exc).__name__}: {error['message']})")
+            try:
+                token = str(json.loads(task.record_json).get("lease", ""))
+                self.app.scripts.fail(self.app.now(), self.app.keys.queue(task.queue), self.id,
+                                      task.task_id, token, json.dumps(error), -1)
+            except Exception as fail_exc:  # noqa: BLE001 - the lease expires and is recovered
+                log_error(log, "recording an invalid record failed", fail_exc,
+                          task=task.task_id, worker=self.id)
+            return None
 
     def _execute(self, task: ClaimedTask, runner: ThreadRunner | ProcessRunner
                  ) -> Settle | None:
@@ -407,12 +472,24 @@ class Worker:
         held = Held(task.task_id, task.queue, token, rec.name, rec.attempts,
                     int(time.time() * 1000))
         with self._held_cond:
-            self._held[task.task_id] = held
+            # stop() sets _stopping before it reads _held under this lock, so a task claimed
+            # while a stop began is either seen by it or handed back here, never started late.
+            starting = not self._stopping.is_set()
+            if starting:
+                self._held[task.task_id] = held
+        if not starting:
+            if not self._killed:
+                self._release_claimed([task])
+            return None
         try:
             outcome = self._run_body(task, rec, held, runner)
         finally:
             with self._held_cond:
-                self._held.pop(task.task_id, None)
+                # After this attempt's lease was lost, another slot may hold a newer attempt of
+                # the same task under the same id: remove only this attempt's own entry, or the
+                # heartbeat would stop extending the newer lease.
+                if self._held.get(task.task_id) is held:
+                    del self._held[task.task_id]
                 self._held_cond.notify_all()
         if self._killed or held.lost:
             log.warning("outcome dropped task=%s queue=%s worker=%s ok=%s: the lease was lost "
@@ -513,6 +590,10 @@ class Worker:
             log.warning("task dead task=%s queue=%s worker=%s attempt=%s error=%s: %.200s",
                         task.task_id, task.queue, self.id, attempt, error["type"],
                         error.get("message", ""))
+        elif result == "cancelled":
+            log.info("task cancelled task=%s queue=%s worker=%s attempt=%s error=%s: %.200s",
+                     task.task_id, task.queue, self.id, attempt, error["type"],
+                     error.get("message", ""))
         elif result == "fenced":
             log.warning("failure not recorded task=%s worker=%s: the lease was no longer held",
                         task.task_id, self.id)

@@ -123,11 +123,12 @@ class Scripts:
 
     def fail(self, now: str, keys: QueueKeys, worker: str, task_id: str, token: str,
              error_json: str, delay_ms: int) -> str:
-        """Record a failed attempt; ``delay_ms`` < 0 sends the task dead. Returns the outcome."""
+        """Record a failed attempt; ``delay_ms`` < 0 sends the task dead, a cancel request ends
+        it cancelled. Returns the outcome."""
         return _text(self.run("fail", [
             keys.active, keys.tasks, keys.scheduled, keys.dead, keys.counters, keys.rate,
             keys.run_hist, keys.events, keys.promoter_wake, keys.wake, keys.config,
-            *keys.ready_all(),
+            *keys.ready_all(), keys.finished,
         ], [now, worker, self._events_max_len, keys.queue, task_id, token, error_json, delay_ms]))
 
     def release(self, now: str, keys: QueueKeys, worker: str,
@@ -225,11 +226,13 @@ class Scripts:
                        [now, self._events_max_len, keys.queue, "1" if paused else "0"])
         return bool(int(out))
 
-    def snapshot(self, now: str, global_keys: GlobalKeys, queues: list[QueueKeys],
+    def snapshot(self, now: str, global_keys: GlobalKeys | None, queues: list[QueueKeys],
                  rate_seconds: int, active_limit: int) -> Any:
-        keys = [global_keys.workers, global_keys.worker_info]
+        """Read workers and queues; ``global_keys=None`` reads the queues only (Redis Cluster)."""
+        keys = [] if global_keys is None else [global_keys.workers, global_keys.worker_info]
         for q in queues:
             keys.extend(q.ready_all())
             keys.extend([q.scheduled, q.active, q.dead, q.finished, q.counters, q.rate,
                          q.wait_hist, q.run_hist, q.config, q.events, q.tasks])
-        return self.run("snapshot", keys, [now, rate_seconds, active_limit])
+        worker_keys = 0 if global_keys is None else 2
+        return self.run("snapshot", keys, [now, rate_seconds, active_limit, worker_keys])

@@ -36,6 +36,21 @@ local function decode_record(raw)
   return nil
 end
 
+local TASK_STATES = {scheduled = true, ready = true, active = true, succeeded = true,
+  retrying = true, dead = true, cancelled = true}
+
+-- Decode the record of a task a script is about to move out of a structure: nil unless it is a
+-- JSON object with a known state that cjson can encode again (a NaN or an infinite number
+-- cannot be). The caller buries a nil record as corrupt before it changes anything, because
+-- an error raised later in the script would leave the task popped and in no structure.
+local function decode_task(raw)
+  local rec = decode_record(raw)
+  if rec == nil or not TASK_STATES[rec.state] or not pcall(cjson.encode, rec) then
+    return nil
+  end
+  return rec
+end
+
 -- Index (0-based) of the histogram bucket that holds a duration in microseconds: the first bound
 -- not below it, found by binary search; #HIST_BOUNDS_US is the overflow bucket.
 local function hist_bucket(duration_us)
@@ -101,7 +116,7 @@ local function bury_corrupt(tasks_key, dead_key, counters_key, events_key, max_l
   local rec = {id = task_id, queue = queue, name = '', state = 'dead', attempts = 0,
     priority = 0, finished_ms = now_ms,
     error = {type = 'CorruptRecord',
-      message = 'the stored task record is not a JSON object: ' .. shown,
+      message = 'the stored task record is not a JSON object with a known state: ' .. shown,
       traceback = '', truncated = false}}
   redis.call('HSET', tasks_key, task_id, cjson.encode(rec))
   redis.call('ZADD', dead_key, now_ms, task_id)

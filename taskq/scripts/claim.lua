@@ -98,7 +98,7 @@ for block = 1, queue_count do
         local task_id = redis.call(pop, ready_key)
         if not task_id then break end
         local raw = redis.call('HGET', tasks_key, task_id)
-        local rec = decode_record(raw)
+        local rec = decode_task(raw)
         if raw == false then
           redis.call('HINCRBY', block_key(block, 15), 'orphaned', 1)
           emit(block_key(block, 17), max_len, 'orphaned', task_id, queue_name(block), worker, 0,

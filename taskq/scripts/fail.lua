@@ -2,17 +2,20 @@
 --
 -- The worker decides between retry and dead (it knows the task's retry policy) and passes the
 -- delay; this script only applies the decision, and only while the worker still holds the lease.
+-- A task someone asked to cancel while it ran is not retried: it ends cancelled, kept in the
+-- finished set for its result_ttl_s like any cancelled task.
 --
 -- KEYS[1] active  KEYS[2] tasks  KEYS[3] scheduled  KEYS[4] dead  KEYS[5] counters  KEYS[6] rate
 -- KEYS[7] run_hist  KEYS[8] events  KEYS[9] promoter_wake  KEYS[10] wake  KEYS[11] config
--- KEYS[12..21] ready lists, highest priority first
+-- KEYS[12..21] ready lists, highest priority first  KEYS[22] finished
 --
 -- ARGV[1] now_us ('' = server TIME)   ARGV[2] worker   ARGV[3] events_max_len   ARGV[4] queue
 -- ARGV[5] task id   ARGV[6] lease token   ARGV[7] error JSON {type, message, traceback, truncated}
 -- ARGV[8] retry delay in ms: >0 schedules a retry, 0 makes the task ready at once, -1 = dead
 --
--- Returns 'retrying', 'ready', 'dead', or 'fenced' when the lease is no longer this worker's.
--- Events: 'failed', then 'retry_scheduled' (with due_ms) or 'dead'.
+-- Returns 'retrying', 'ready', 'dead', 'cancelled', or 'fenced' when the lease is no longer
+-- this worker's.
+-- Events: 'failed', then 'retry_scheduled' (with due_ms), 'dead' or 'cancelled'.
 
 local now_us = clock_us(ARGV[1])
 local now_ms = us_to_ms(now_us)
@@ -40,7 +43,21 @@ emit(KEYS[8], max_len, 'failed', task_id, queue, worker, rec.attempts, now_ms,
   {'error', tostring(error_info.type), 'run_us', us_string(run_us)})
 
 local outcome
-if delay_ms < 0 then
+if rec.cancel_requested then
+  rec.state = 'cancelled'
+  local ttl_s = tonumber(rec.result_ttl_s) or 0
+  if ttl_s == 0 then
+    redis.call('HDEL', KEYS[2], task_id)
+  else
+    local expires = 'inf'
+    if ttl_s > 0 then expires = now_ms + math.floor(ttl_s * 1000) end
+    redis.call('ZADD', KEYS[22], expires, task_id)
+  end
+  redis.call('HINCRBY', KEYS[5], 'cancelled', 1)
+  emit(KEYS[8], max_len, 'cancelled', task_id, queue, worker, rec.attempts, now_ms, nil)
+  if ttl_s == 0 then return 'cancelled' end
+  outcome = 'cancelled'
+elseif delay_ms < 0 then
   rec.state = 'dead'
   redis.call('ZADD', KEYS[4], now_ms, task_id)
   redis.call('HINCRBY', KEYS[5], 'dead', 1)

@@ -24,7 +24,7 @@ for i = 1, #due, 2 do
   local task_id, due_ms = due[i], tonumber(due[i + 1])
   if redis.call('ZREM', KEYS[1], task_id) == 1 then
     local raw = redis.call('HGET', KEYS[2], task_id)
-    local rec = decode_record(raw)
+    local rec = decode_task(raw)
     if raw == false then
       redis.call('HINCRBY', KEYS[5], 'orphaned', 1)
       emit(KEYS[3], max_len, 'orphaned', task_id, queue, '', 0, now_ms, nil)

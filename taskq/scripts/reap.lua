@@ -20,15 +20,18 @@ local second = tostring(math.floor(now_ms / 1000))
 
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, batch)
 local recovered, buried = {}, {}
-for _, task_id in ipairs(expired) do
+-- Last to first: each recovered task is pushed to the front, so the one whose lease ran out
+-- first ends up claimed first.
+for i = #expired, 1, -1 do
+  local task_id = expired[i]
   redis.call('ZREM', KEYS[1], task_id)
   local raw = redis.call('HGET', KEYS[2], task_id)
-  local rec = decode_record(raw)
+  local rec = decode_task(raw)
   if raw == false then
     redis.call('HINCRBY', KEYS[5], 'orphaned', 1)
   elseif rec == nil then
     bury_corrupt(KEYS[2], KEYS[7], KEYS[5], KEYS[3], max_len, queue, task_id, raw, now_ms)
-    buried[#buried + 1] = task_id
+    table.insert(buried, 1, task_id)
   elseif rec.state == 'active' then
     local previous = rec.worker or ''
     local attempts = tonumber(rec.attempts) or 0
@@ -47,14 +50,14 @@ for _, task_id in ipairs(expired) do
       redis.call('HINCRBY', KEYS[8], 'd:' .. second, 1)
       emit(KEYS[3], max_len, 'dead', task_id, queue, previous, attempts, now_ms,
         {'error', 'LeaseExpired'})
-      buried[#buried + 1] = task_id
+      table.insert(buried, 1, task_id)
     else
       rec.state = 'ready'
       rec.ready_us = us_string(now_us)
       redis.call('HINCRBY', KEYS[5], 'recovered', 1)
       push_ready(key_slice(9, 10), KEYS[6], KEYS[4], task_id, record_priority(rec, 10), true)
       emit(KEYS[3], max_len, 'recovered', task_id, queue, previous, attempts, now_ms, nil)
-      recovered[#recovered + 1] = task_id
+      table.insert(recovered, 1, task_id)
     end
     redis.call('HSET', KEYS[2], task_id, cjson.encode(rec))
   end

@@ -10,6 +10,8 @@
 -- ARGV[5..] pairs of task id and lease token
 --
 -- Returns the ids released; ids whose lease this worker no longer holds are skipped.
+-- The pairs are handled last to first: each push goes to the front, so the released tasks keep
+-- their given order at the head of the line.
 -- Events: 'released' per task.
 
 local now_us = clock_us(ARGV[1])
@@ -17,7 +19,7 @@ local now_ms = us_to_ms(now_us)
 local max_len, queue, worker = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 
 local released = {}
-for i = 5, #ARGV, 2 do
+for i = #ARGV - 1, 5, -2 do
   local task_id, token = ARGV[i], ARGV[i + 1]
   local rec = decode_record(redis.call('HGET', KEYS[2], task_id))
   if rec ~= nil and rec.state == 'active' and rec.lease == token then
@@ -30,7 +32,7 @@ for i = 5, #ARGV, 2 do
     push_ready(key_slice(7, 10), KEYS[6], KEYS[4], task_id, record_priority(rec, 10), true)
     redis.call('HINCRBY', KEYS[5], 'released', 1)
     emit(KEYS[3], max_len, 'released', task_id, queue, worker, rec.attempts, now_ms, nil)
-    released[#released + 1] = task_id
+    table.insert(released, 1, task_id)
   end
 end
 return released

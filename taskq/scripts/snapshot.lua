@@ -3,14 +3,16 @@
 -- Because it is one script, every figure comes from the same instant: the active count, the
 -- tasks each worker holds and the counters always agree with each other.
 --
--- KEYS[1] workers  KEYS[2] worker_info
+-- KEYS[1] workers  KEYS[2] worker_info (both left out when ARGV[4] is '0')
 -- then one block of 21 keys per queue:
 --   +1..+10 ready lists, highest priority first   +11 scheduled   +12 active   +13 dead
 --   +14 finished   +15 counters   +16 rate   +17 wait_hist   +18 run_hist   +19 config
---   +20 events   +21 tasks   (block offsets count from 2 + (block - 1) * 21)
+--   +20 events   +21 tasks   (block offsets count from W + (block - 1) * 21)
 --
 -- ARGV[1] now_us ('' = server TIME)   ARGV[2] rate seconds N (the last N whole seconds)
 -- ARGV[3] the most active tasks listed per queue
+-- ARGV[4] W, the number of worker keys: '2' (default) or '0', for a call that reads one queue
+--         of a Redis Cluster, whose worker keys live in another hash slot (workers = {})
 --
 -- Returns {now_ms, workers, queue_1, queue_2, ...} where
 --   workers = flat {id, last heartbeat ms, record JSON, ...}
@@ -25,19 +27,22 @@ local now_ms = us_to_ms(clock_us(ARGV[1]))
 local rate_seconds = tonumber(ARGV[2])
 local active_limit = tonumber(ARGV[3])
 local now_s = math.floor(now_ms / 1000)
+local worker_keys = tonumber(ARGV[4] or '2')
 
 local workers = {}
-local listed = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #listed, 2 do
-  workers[#workers + 1] = listed[i]
-  workers[#workers + 1] = listed[i + 1]
-  workers[#workers + 1] = redis.call('HGET', KEYS[2], listed[i]) or '{}'
+if worker_keys > 0 then
+  local listed = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #listed, 2 do
+    workers[#workers + 1] = listed[i]
+    workers[#workers + 1] = listed[i + 1]
+    workers[#workers + 1] = redis.call('HGET', KEYS[2], listed[i]) or '{}'
+  end
 end
 
 local out = {now_ms, workers}
-local queue_count = (#KEYS - 2) / STRIDE
+local queue_count = (#KEYS - worker_keys) / STRIDE
 for block = 1, queue_count do
-  local base = 2 + (block - 1) * STRIDE
+  local base = worker_keys + (block - 1) * STRIDE
   local depths = {}
   for level = 1, 10 do depths[level] = redis.call('LLEN', KEYS[base + level]) end
 
