@@ -5,8 +5,8 @@ it requires a token (generated when none is given), because the page can enqueue
 workers. The Redis URL reaches the kernel through ``TASKQ_REDIS_URL``.
 
 A closed tab stops its kernel and the kernel's threads in two ways:
-- the page's unload beacon asks Voilà to shut the kernel down; the beacon carries the ``_xsrf``
-  cookie, which the server sets on the page, so the request passes the XSRF check;
+- the page's unload beacon asks Voilà to shut the kernel down. It passes the XSRF check because
+  the dashboard's page-session widget sets the ``_xsrf`` cookie that Voilà's page lacks;
 - when no beacon arrives (a crashed browser, a lost network), the page's heartbeat stops: the
   dashboard then stops polling and its demo (see ``taskq_widgets.dashboard``), the kernel turns
   idle, and the server culls kernels idle for ``KERNEL_CULL_IDLE_S``.
@@ -63,12 +63,10 @@ def dashboard_url(host: str, port: int, token: str | None) -> str:
 
 
 def voila_command(notebook: Path, host: str, port: int, token: str | None) -> list[str]:
-    """Build the Voilà command line: no browser, XSRF cookie set, idle kernels culled."""
+    """Build the Voilà command line: no browser, no port fallback, idle kernels culled."""
     command = [
         sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
         f"--Voila.ip={host}", "--Voila.port_retries=0", "--theme=light",
-        # The unload beacon sends the _xsrf cookie; make sure the page sets one.
-        "--Voila.tornado_settings={'xsrf_cookies': True}",
         f"--MappingKernelManager.cull_idle_timeout={KERNEL_CULL_IDLE_S}",
         f"--MappingKernelManager.cull_interval={KERNEL_CULL_INTERVAL_S}",
         "--MappingKernelManager.cull_connected=True",

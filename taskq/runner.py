@@ -101,7 +101,9 @@ class Watchdog:
                 deadline, token, thread_id = self._heap[0]
                 delay = deadline - time.monotonic()
                 if delay > 0:
-                    self._cond.wait(delay)
+                    # A timeout_s near the float maximum would overflow the wait and end this
+                    # thread, so that no later deadline fired: wait at most TIMEOUT_MAX at once.
+                    self._cond.wait(min(delay, threading.TIMEOUT_MAX))
                     continue
                 heapq.heappop(self._heap)
                 if self._live.pop(token, None) is None:

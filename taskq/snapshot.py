@@ -111,6 +111,11 @@ class Snapshot:
         return sum(q.active for q in self.queues.values())
 
     @property
+    def retrying(self) -> int:
+        """Tasks waiting to retry now (a part of ``scheduled``), from the 'retrying' gauge."""
+        return self.total("retrying")
+
+    @property
     def dead(self) -> int:
         return sum(q.dead for q in self.queues.values())
 

@@ -105,6 +105,11 @@ class Worker:
         self._slot_threads: dict[int, threading.Thread] = {}
         self._slots_lock = threading.Lock()
         self._held: dict[str, Held] = {}
+        # Every task this worker claimed, by id, with its queue and lease token. Prefetched tasks
+        # and successes waiting for the next claim call to settle them are not in _held, yet
+        # their leases must be extended too. An entry leaves at the first heartbeat that finds
+        # its lease gone (settled, failed, released or expired). Guarded by _held_cond.
+        self._leased: dict[str, tuple[str, str]] = {}
         self._held_cond = threading.Condition()
         self._stopping = threading.Event()
         self._finished = threading.Event()
@@ -257,15 +262,29 @@ class Worker:
     def beat(self, state: str | None = None) -> None:
         """Extend held leases, refresh the worker record and apply a pending command."""
         by_queue: dict[str, list[Held]] = {}
+        waiting: dict[str, list[tuple[str, str]]] = {}
         with self._held_cond:
             for held in self._held.values():
                 by_queue.setdefault(held.queue, []).append(held)
-        for queue, items in by_queue.items():
+            for task_id, (queue, token) in self._leased.items():
+                if task_id not in self._held:
+                    waiting.setdefault(queue, []).append((task_id, token))
+        for queue in set(by_queue) | set(waiting):
+            items = by_queue.get(queue, [])
+            others = waiting.get(queue, [])
             lost, cancel = self.app.scripts.extend(
                 self.app.now(), self.app.keys.queue(queue), self._lease_ms,
-                [(h.task_id, h.token) for h in items])
+                [(h.task_id, h.token) for h in items] + others)
+            with self._held_cond:
+                for task_id, token in others:
+                    if task_id in lost and self._leased.get(task_id) == (queue, token):
+                        del self._leased[task_id]
             for held in items:
-                if held.task_id in lost and not held.lost:
+                with self._held_cond:
+                    # A task whose body ended since the snapshot above may be settled already,
+                    # which extend also reports as lost: only a task still held here is lost.
+                    still_held = self._held.get(held.task_id) is held
+                if held.task_id in lost and not held.lost and still_held:
                     held.lost = True
                     log.warning("lease lost task=%s queue=%s worker=%s: the outcome of this "
                                 "attempt will be dropped", held.task_id, queue, self.id)
@@ -369,6 +388,10 @@ class Worker:
         for task_id in fenced:
             log.warning("success not recorded task=%s worker=%s: the lease was no longer held",
                         task_id, self.id)
+        with self._held_cond:
+            for task in claimed:
+                token = str(json.loads(task.record_json).get("lease", ""))
+                self._leased[task.task_id] = (task.queue, token)
         if claimed and self.after_claim is not None:
             self.after_claim(claimed)
         return claimed

@@ -35,6 +35,7 @@ if rec.state == 'ready' then
   end
 elseif rec.state == 'scheduled' or rec.state == 'retrying' then
   removed = redis.call('ZREM', KEYS[2], task_id)
+  if rec.state == 'retrying' then redis.call('HINCRBY', KEYS[4], 'retrying', -1) end
 else
   return rec.state
 end

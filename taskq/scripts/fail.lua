@@ -77,6 +77,8 @@ else
     outcome = 'ready'
   else
     rec.state = 'retrying'
+    -- 'retrying' in the counters is a gauge: tasks waiting to retry now.
+    redis.call('HINCRBY', KEYS[5], 'retrying', 1)
     local earliest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2]
     redis.call('ZADD', KEYS[3], due_ms, task_id)
     if earliest == nil or due_ms < tonumber(earliest) then

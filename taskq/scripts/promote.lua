@@ -31,6 +31,7 @@ for i = 1, #due, 2 do
     elseif rec == nil then
       bury_corrupt(KEYS[2], KEYS[7], KEYS[5], KEYS[3], max_len, queue, task_id, raw, now_ms)
     else
+      if rec.state == 'retrying' then redis.call('HINCRBY', KEYS[5], 'retrying', -1) end
       rec.state = 'ready'
       rec.ready_us = us_string(now_us)
       redis.call('HSET', KEYS[2], task_id, cjson.encode(rec))
