@@ -76,7 +76,8 @@ def validate_delay(delay_s: Any) -> float:
     try:
         value = float(delay_s)
     except OverflowError:  # an int past the float range
-        value = math.copysign(math.inf, 1 if str(delay_s)[:1] != "-" else -1)
+        # str() of an int past 4300 digits raises ValueError, so compare instead of parsing.
+        value = math.inf if delay_s > 0 else -math.inf
     if math.isnan(value) or math.isinf(value):
         raise InvalidTaskError(f"delay_s {value} is invalid: use a finite number of seconds")
     if value < 0:

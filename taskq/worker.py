@@ -469,8 +469,8 @@ class Worker:
 
     def _execute_guarded(self, task: ClaimedTask, runner: ThreadRunner | ProcessRunner
                          ) -> Settle | None:
-        """Run one task; an error in the worker's own handling of it (a record value it cannot
-        use, such as a result_ttl_s of 1e308) sends that task dead, and the slot goes on."""
+        """Run one task. An error in the worker's own handling of it, such as a record value it
+        cannot use (a result_ttl_s of 1e308), sends that task dead and the slot goes on."""
         try:
             return self._execute(task, runner)
         except Exception as exc:  # noqa: BLE001 - one bad record must not end the slot

@@ -37,3 +37,35 @@ def busy_loop(seconds: float) -> int:
 def record_run(log_key: str) -> None:
     """Append this task's id to a Redis list, so tests can count runs per id."""
     app.client.rpush(log_key, taskq.current_task().task_id)
+
+
+@app.task(name="sleep_for", max_retries=3)
+def sleep_for(seconds: float) -> float:
+    """Sleep ``seconds`` in one call and return them: a long, blocking task body."""
+    time.sleep(seconds)
+    return seconds
+
+
+HOSTILE_MESSAGE = "glāžšķūņ — 失败 — 🚫 — \x00 tail"
+
+
+class UnprintableError(Exception):
+    """An exception whose ``str()`` itself raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ of UnprintableError failed")
+
+
+@app.task(name="raise_hostile_text", max_retries=0)
+def raise_hostile_text() -> None:
+    raise ValueError(HOSTILE_MESSAGE)
+
+
+@app.task(name="raise_unprintable", max_retries=0)
+def raise_unprintable() -> None:
+    raise UnprintableError()
+
+
+@app.task(name="raise_long_message", max_retries=0)
+def raise_long_message(chars: int) -> None:
+    raise ValueError("L" * chars)
