@@ -77,7 +77,7 @@ def validate_delay(delay_s: Any) -> float:
         value = float(delay_s)
     except OverflowError:  # an int past the float range
         # str() of an int past 4300 digits raises ValueError, so compare instead of parsing.
-        value = math.inf if delay_s > 0 else -math.inf
+        value = math.inf if delay_s > 0 else -math.inf  # type: ignore[operator]
     if math.isnan(value) or math.isinf(value):
         raise InvalidTaskError(f"delay_s {value} is invalid: use a finite number of seconds")
     if value < 0:

@@ -17,6 +17,7 @@ import ctypes
 import heapq
 import importlib
 import itertools
+import json
 import logging
 import multiprocessing
 import threading
@@ -149,29 +150,48 @@ class ThreadRunner:
         pass
 
 
+def send_json(conn: Connection, message: Any) -> None:
+    """Send one message as JSON bytes. The pipe never carries pickles, so a child cannot be
+    handed an object that runs code when it is read."""
+    conn.send_bytes(json.dumps(message, allow_nan=False).encode("utf-8"))
+
+
+def recv_json(conn: Connection) -> Any:
+    """Receive one message sent by ``send_json``."""
+    return json.loads(conn.recv_bytes())
+
+
 def _child_main(conn: Connection, app_spec: str) -> None:
     """Entry point of a process-runner child: run bodies sent by the parent slot."""
     app = load_app(app_spec)
-    conn.send(("ready", None, None))
+    send_json(conn, ["ready", None, None])
     while True:
-        message = conn.recv()
+        message = recv_json(conn)
         if message is None:
             return
         name, args, kwargs, task_id, queue, attempt, worker_id = message
 
         def report(fraction: float, text: str) -> bool:
-            conn.send(("progress", fraction, text))
+            send_json(conn, ["progress", fraction, text])
             return True
 
         context = TaskContext(task_id, queue, attempt, worker_id, report, lambda: False)
         reset = _current.set(context)
         try:
             result = app.lookup(name).func(*args, **kwargs)
-            conn.send(("ok", result, None))
         except Exception as exc:  # noqa: BLE001 - reported to the parent as the stored error
-            conn.send(("error", None, describe_exception(exc, app.settings)))
+            send_json(conn, ["error", None, describe_exception(exc, app.settings)])
+            continue
         finally:
             _current.reset(reset)
+        try:
+            send_json(conn, ["ok", result, None])
+        except (TypeError, ValueError) as exc:
+            error = describe_exception(exc, app.settings)
+            error["type"] = "InvalidResult"
+            error["message"] = (f"task result {type(result).__name__} cannot be encoded as JSON "
+                                f"({exc}): return JSON types")
+            send_json(conn, ["error", None, error])
 
 
 class ProcessRunner:
@@ -200,7 +220,7 @@ class ProcessRunner:
             child.close()  # the child holds its own end; EOF now means the child is gone
             self._conn = parent
             try:
-                started = parent.poll(CHILD_START_TIMEOUT_S) and parent.recv()[0] == "ready"
+                started = parent.poll(CHILD_START_TIMEOUT_S) and recv_json(parent)[0] == "ready"
             except (EOFError, OSError):
                 started = False
             if not started:
@@ -217,7 +237,7 @@ class ProcessRunner:
         except RuntimeError as start_error:
             return Outcome(False, error=describe_exception(start_error, self.app.settings),
                            exception=start_error)
-        conn.send((name, args, kwargs, context.task_id, context.queue, context.attempt,
+        send_json(conn, (name, args, kwargs, context.task_id, context.queue, context.attempt,
                    context.worker_id))
         deadline = None if not timeout_s else time.monotonic() + timeout_s
         while True:
@@ -228,7 +248,7 @@ class ProcessRunner:
                 ready = True
             if ready:
                 try:
-                    kind, value, error = conn.recv()
+                    kind, value, error = recv_json(conn)
                 except (EOFError, OSError):
                     self._reset()
                     exc = RuntimeError(f"the child process running task {name!r} exited")
@@ -257,7 +277,7 @@ class ProcessRunner:
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(OSError):
-                self._conn.send(None)
+                send_json(self._conn, None)
         if self._process is not None:
             self._process.join(2)
             if self._process.is_alive():
