@@ -295,6 +295,8 @@ class App(AdminMixin):
 
     def _register_queue(self, queue: str) -> None:
         # One SADD per queue and process: the registry lets tools list queues without SCAN.
+        # TODO: if Redis loses its data, a producer that already registered the queue does not
+        # register it again, so tools miss the queue until another process enqueues to it.
         if queue not in self._known_queues:
             self.client.sadd(self.keys.global_keys.queues, queue)
             self._known_queues.add(queue)

@@ -116,6 +116,8 @@ def open_redis(redis_url: str | None = None, *, max_connections: int | None = No
         raise ConfigurationError(
             f"Redis URL {shown!r} has scheme {scheme!r}; use redis://, rediss:// or unix://, "
             "or redis+cluster:// (rediss+cluster://) for Redis Cluster")
+    # TODO: no socket_timeout is set, so a half-open connection (a partition without a reset)
+    # can hang a call until TCP keepalive gives up; blocking reads would need a longer timeout.
     options: dict[str, Any] = {
         "health_check_interval": 30,
         "retry_on_timeout": True,

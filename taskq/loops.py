@@ -91,5 +91,6 @@ class Loop:
 def log_error(logger: logging.Logger, what: str, exc: BaseException, **ids: Any) -> None:
     """Log a caught error once per call with its ids; repeated failures log at DEBUG traceback."""
     details = " ".join(f"{k}={v}" for k, v in ids.items())
+    # TODO: repeats are not rate-limited: a long outage logs one warning per retry.
     logger.warning("%s %s error=%s: %s", what, details, type(exc).__name__, exc)
     logger.debug("%s traceback", what, exc_info=exc)

@@ -175,6 +175,7 @@ def _child_main(conn: Connection, app_spec: str) -> None:
             send_json(conn, ["progress", fraction, text])
             return True
 
+        # TODO: cancel requests do not reach the child yet, so cancelled() stays False here.
         context = TaskContext(task_id, queue, attempt, worker_id, report, lambda: False)
         reset = _current.set(context)
         try:
