@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -36,6 +37,30 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_QUEUE = "default"
+
+
+def _finite(value: float | None) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and math.isfinite(value))
+
+
+def _check_options(options: TaskOptions, max_retries: Any) -> None:
+    """Raise ConfigurationError naming the first task option that cannot work."""
+    if options.max_retries < 0:
+        raise ConfigurationError(f"max_retries={max_retries} must be 0 or more")
+    backoff = options.backoff
+    for name, value in (("backoff_min_s", backoff.min_s), ("backoff_max_s", backoff.max_s),
+                        ("backoff_factor", backoff.factor), ("backoff_jitter", backoff.jitter),
+                        ("timeout_s", options.timeout_s), ("result_ttl_s", options.result_ttl_s)):
+        if not _finite(value):
+            raise ConfigurationError(f"{name}={value!r} must be a finite number")
+    if backoff.factor < 1 or backoff.jitter < 0:
+        raise ConfigurationError(
+            f"backoff_factor={backoff.factor} must be 1 or more and backoff_jitter="
+            f"{backoff.jitter} 0 or more")
+    if options.timeout_s is not None and options.timeout_s <= 0:
+        raise ConfigurationError(f"timeout_s={options.timeout_s} must be more than 0, or None "
+                                 "for no timeout")
 
 
 class TaskHandle:
@@ -185,6 +210,10 @@ class App(AdminMixin):
         at once. ``result_ttl_s`` is how long the record and result stay after success; 0
         deletes them at once, a negative value keeps them until deleted by hand.
         """
+        if isinstance(max_retries, bool) or (max_retries is not None
+                                             and not isinstance(max_retries, int)):
+            raise ConfigurationError(
+                f"max_retries={max_retries!r} must be an integer, 0 or more")
         s = self.settings
         options = TaskOptions(
             queue=codec.validate_name("queue", queue, s.max_queue_name_chars),
@@ -199,8 +228,7 @@ class App(AdminMixin):
             timeout_s=timeout_s,
             result_ttl_s=s.default_result_ttl_s if result_ttl_s is None else result_ttl_s,
         )
-        if options.max_retries < 0:
-            raise ConfigurationError(f"max_retries={max_retries} must be 0 or more")
+        _check_options(options, max_retries)
         if options.backoff.min_s < 0 or options.backoff.max_s < options.backoff.min_s:
             raise ConfigurationError(
                 f"backoff_min_s={options.backoff.min_s} and backoff_max_s="

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from datetime import datetime
@@ -107,6 +108,9 @@ def worker(app_spec: str, redis_url: str | None, queues: str | None, weights: st
            worker_id: str | None) -> None:
     """Run a worker process until SIGTERM or SIGINT (a second signal exits at once)."""
     from taskq.worker import Worker
+
+    if grace_s is not None and not math.isfinite(grace_s):
+        raise click.BadParameter(f"{grace_s} is not a number of seconds", param_hint="--grace")
 
     app = load_app(app_spec)
     remember_url(redis_url)

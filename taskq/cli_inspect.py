@@ -48,14 +48,16 @@ def stats(queues: tuple[str, ...], as_json: bool, redis_url: str | None,
                      view.active, view.dead, counters.get("enqueued", 0),
                      counters.get("succeeded", 0), counters.get("failed", 0),
                      counters.get("retried", 0), counters.get("recovered", 0),
+                     counters.get("dead_trimmed", 0),
                      _ms(percentile_ms(view.wait_hist, 0.5)),
                      _ms(percentile_ms(view.wait_hist, 0.99))])
     headers = ["queue", "paused", "ready", "scheduled", "active", "dead", "enqueued",
-               "succeeded", "failed", "retried", "recovered", "wait p50 ms", "wait p99 ms"]
+               "succeeded", "failed", "retried", "recovered", "dead trimmed", "wait p50 ms",
+               "wait p99 ms"]
     if not rows:
         click.echo("no queues yet: enqueue a task first")
     else:
-        for line in format_table(headers, rows, right=range(2, 13)):
+        for line in format_table(headers, rows, right=range(2, 14)):
             click.echo(line)
     click.echo(f"\nthroughput {snap.throughput_per_s():.1f} succeeded/s over the last 5 s; "
                f"wait p50 {_ms(snap.wait_percentile_ms(0.5))} ms, "

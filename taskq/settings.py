@@ -6,13 +6,31 @@ build a ``Settings`` with short intervals through ``dataclasses.replace``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 # Priorities are integers in [MIN_PRIORITY, MAX_PRIORITY]; a higher number runs first. Each level
 # has its own Redis list, so the range is small and fixed.
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9
 DEFAULT_PRIORITY = 5
+
+# Settings where 0 is a meaningful value: no grace, no retention, retry at once, no jitter.
+_MAY_BE_ZERO = frozenset({
+    "shutdown_grace_s", "dead_retention_s", "dead_max_count", "default_result_ttl_s",
+    "default_max_retries", "default_backoff_min_s", "default_backoff_jitter",
+})
+
+
+def _check_number(name: str, value: object) -> None:
+    if name in ("dead_retention_s", "dead_max_count") and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
+    if name in _MAY_BE_ZERO and value < 0:
+        raise ValueError(f"{name}={value!r} must be 0 or more")
+    if name not in _MAY_BE_ZERO and value <= 0:
+        raise ValueError(f"{name}={value!r} must be more than 0")
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,17 @@ class Settings:
     default_backoff_jitter: float = 0.25
 
     def validate(self) -> None:
-        """Raise ValueError naming the first setting that cannot work."""
+        """Raise ValueError naming the first setting that cannot work.
+
+        Every interval must be a finite number above 0 (NaN compares false with everything, so
+        it would silently disable a check), limits and counts positive integers, and the optional
+        retention limits None or at least 0.
+        """
+        if not isinstance(self.key_prefix, str) or not self.key_prefix:
+            raise ValueError(f"key_prefix={self.key_prefix!r} must be a non-empty string")
+        for item in fields(self):
+            if item.name != "key_prefix":
+                _check_number(item.name, getattr(self, item.name))
         if self.lease_s <= self.heartbeat_interval_s:
             raise ValueError(
                 f"lease_s={self.lease_s} must be longer than heartbeat_interval_s="

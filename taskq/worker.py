@@ -153,10 +153,15 @@ class Worker:
         """Start and block until stopped; SIGTERM/SIGINT stop gracefully, a second one at once."""
         self.start()
         if threading.current_thread() is threading.main_thread():
-            signals_seen = []
+            signals_seen: list[float] = []
 
             def on_signal(signum: int, _frame: Any) -> None:
-                signals_seen.append(signum)
+                # A signal sent to the process and to its group (as GNU timeout does) arrives
+                # twice at once: only one more than half a second later means "stop now".
+                now = time.monotonic()
+                if signals_seen and now - signals_seen[0] < 0.5:
+                    return
+                signals_seen.append(now)
                 if len(signals_seen) == 1:
                     log.info("worker stopping worker=%s signal=%s grace_s=%s", self.id,
                              signal.Signals(signum).name, self.shutdown_grace_s)
@@ -399,6 +404,7 @@ class Worker:
     def _claim_call(self, want: int, queues: list[str], pending: list[Settle]
                     ) -> tuple[list[ClaimedTask], list[str]]:
         order = [self.app.keys.queue(q) for q in queues]
+        failures = 0
         while True:
             try:
                 return self.app.scripts.claim(
@@ -406,8 +412,12 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - Redis down: retry, keep the settles
                 if self._killed or (self._stopping.is_set() and not pending):
                     return [], []
-                log_error(log, "claim failed", exc, worker=self.id, settles=len(pending))
-                time.sleep(0.5)
+                failures += 1
+                # Back off from 0.5 s to 5 s, so an outage does not flood the log.
+                pause_s = min(0.5 * 2 ** (failures - 1), 5.0)
+                log_error(log, "claim failed", exc, worker=self.id, settles=len(pending),
+                          failures=failures, retry_in_s=pause_s)
+                time.sleep(pause_s)
 
     def _claim_per_queue(self, want: int, order: list[str], pending: list[Settle]
                          ) -> tuple[list[ClaimedTask], list[str]]:

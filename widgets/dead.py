@@ -24,6 +24,21 @@ TASKS_SHOWN = 20
 """Tasks listed when a group is expanded; the group buttons act on all of them."""
 
 
+def retention_text(settings: taskq.Settings, trimmed: int) -> str:
+    """Say how long dead letters are kept and how many retention has removed, so that
+    trimming is never silent."""
+    rules = []
+    if settings.dead_retention_s is not None:
+        rules.append(f"for {settings.dead_retention_s / 86400:g} days"
+                     if settings.dead_retention_s >= 86400
+                     else f"for {settings.dead_retention_s:g} s")
+    if settings.dead_max_count is not None:
+        rules.append(f"at most the newest {settings.dead_max_count:,} per queue")
+    kept = " and ".join(rules) if rules else "until requeued or purged"
+    return (f"Retention: dead letters are kept {kept}; {trimmed:,} removed by retention so "
+            "far in this queue.")
+
+
 class DeadLettersView:
     def __init__(self, app: taskq.App, model: DashboardModel) -> None:
         self.app = app
@@ -31,6 +46,7 @@ class DeadLettersView:
         self.refresh_button = w.Button(description="Refresh", icon="refresh",
                                        layout=w.Layout(width="100px"))
         self.count = w.HTML()
+        self.retention = w.HTML()
         self.status = w.HTML()
         self.confirm_text = w.HTML()
         self.confirm_yes = w.Button(description="Confirm", button_style="danger")
@@ -46,7 +62,7 @@ class DeadLettersView:
         self.confirm_yes.on_click(lambda _b: self._confirm(True))
         self.confirm_no.on_click(lambda _b: self._confirm(False))
         self.widget = w.VBox([w.HBox([self.queue, self.refresh_button, self.count]),
-                              self.confirm_box, self.status, self.groups])
+                              self.retention, self.confirm_box, self.status, self.groups])
         model.observe(self._on_frame, names="frame")
 
     def _on_pick(self, _change: Any) -> None:
@@ -75,6 +91,10 @@ class DeadLettersView:
         self.count.value = (f'<span class="tq-muted" data-dead="{dead.get(shown, 0)}">'
                             f'{dead.get(shown, 0):,} dead in {esc(shown)} now</span>'
                             if shown else "")
+        view = frame.snapshot.queues.get(shown) if shown else None
+        trimmed = view.counters.get("dead_trimmed", 0) if view else 0
+        self.retention.value = (f'<div class="tq-muted" data-dead-trimmed="{trimmed}">'
+                                f'{esc(retention_text(self.app.settings, trimmed))}</div>')
 
     def reload(self, keep_status: bool = False) -> None:
         """Read and draw the groups of the selected queue; clear the status line unless

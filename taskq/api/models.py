@@ -27,9 +27,10 @@ class EnqueueRequest(Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict,
                                    description="Keyword arguments (JSON object).")
     queue: str | None = Field(default=None, description="Queue; default: the task's queue.")
-    priority: int | None = Field(default=None, ge=MIN_PRIORITY, le=MAX_PRIORITY,
+    # strict: JSON true or "7" is not a priority or a delay, as in the Python API.
+    priority: int | None = Field(default=None, ge=MIN_PRIORITY, le=MAX_PRIORITY, strict=True,
                                  description="Higher runs first; default: the task's.")
-    delay_s: float | None = Field(default=None, ge=0,
+    delay_s: float | None = Field(default=None, ge=0, strict=True, allow_inf_nan=False,
                                   description="Run after this many seconds (Redis clock).")
     eta: AwareDatetime | None = Field(
         default=None, description="Run at this time; ISO 8601 with a time zone offset or Z.")
@@ -113,7 +114,8 @@ class IdsRequest(Strict):
 class RequeueRequest(IdsRequest):
     """Dead tasks to move back to ready, after an optional delay, here or in another queue."""
 
-    delay_s: float = Field(default=0.0, ge=0, description="Seconds to wait before they run.")
+    delay_s: float = Field(default=0.0, ge=0, strict=True, allow_inf_nan=False,
+                           description="Seconds to wait before they run.")
     to_queue: str | None = Field(default=None, description="Move them to this queue instead.")
 
 
