@@ -2,8 +2,10 @@
 
 It sleeps until the earliest due time (never longer than ``promoter_max_sleep_s``) by blocking
 on the queues' promoter-wake lists, so a producer that schedules a sooner task wakes it at once.
-There is no fixed polling and no lock: the promote script is atomic, so several promoters can
-run against the same queues and every task still moves exactly once.
+In the last 0.2 s before a due time it sleeps in the client in 2 ms slices instead, because
+Redis ends BLPOP timeouts only on its server cron. There is no fixed polling otherwise, and no
+lock: the promote script is atomic, so several promoters can run against the same queues and
+every task still moves exactly once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIN_BLOCK_S = 0.001
+# Within this many seconds of the next due time the promoter sleeps in the client, in slices
+# of NEAR_DUE_SLICE_S, rather than in a Redis BLPOP whose timeout is only as precise as the
+# server's cron (100 ms at hz 10).
+NEAR_DUE_S = 0.2
+NEAR_DUE_SLICE_S = 0.002
 
 
 class Promoter(Loop):
@@ -53,9 +60,16 @@ class Promoter(Loop):
         return next_wait_s
 
     def wait(self, seconds: float) -> None:
-        # Block on the wake lists so a newly scheduled, sooner task cuts the sleep short. The
-        # 1 ms floor keeps BLPOP from reading 0 as "block forever".
         if self.stopping:
             return
+        if seconds <= NEAR_DUE_S:
+            # Redis ends a blocking command's timeout on its server cron (every 100 ms at the
+            # default hz 10), so a short BLPOP can return up to 100 ms late. Close to a due
+            # time, sleep here instead, in slices, so a sooner task scheduled meanwhile is
+            # still promoted within one slice.
+            self._stop.wait(min(seconds, NEAR_DUE_SLICE_S))
+            return
+        # Far from any due time: block on the wake lists, so a newly scheduled, sooner task
+        # cuts the sleep short, and wake early enough to finish the wait near the due time.
         keys = [self.app.keys.queue(q).promoter_wake for q in self.queues]
-        blpop_any(self.app, keys, max(seconds, MIN_BLOCK_S))
+        blpop_any(self.app, keys, max(seconds - NEAR_DUE_S, MIN_BLOCK_S))

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -393,6 +393,7 @@ class Worker:
         for task_id in fenced:
             log.warning("success not recorded task=%s worker=%s: the lease was no longer held",
                         task_id, self.id)
+        self._forget_leases((s[1], s[2]) for s in pending)
         with self._held_cond:
             for task in claimed:
                 token = str(json.loads(task.record_json).get("lease", ""))
@@ -447,6 +448,14 @@ class Worker:
             log_error(log, "idle wait failed", exc, worker=self.id)
             time.sleep(0.5)
 
+    def _forget_leases(self, leases: Iterable[tuple[str, str]]) -> None:
+        """Stop extending leases this worker gave up (settled, failed or released), so each
+        heartbeat carries only the tasks still leased, not every task run since the last one."""
+        with self._held_cond:
+            for task_id, token in leases:
+                if self._leased.get(task_id, ("", ""))[1] == token:
+                    del self._leased[task_id]
+
     def _release_claimed(self, tasks: list[ClaimedTask]) -> None:
         by_queue: dict[str, list[tuple[str, str]]] = {}
         for task in tasks:
@@ -455,6 +464,7 @@ class Worker:
         for queue, items in by_queue.items():
             released = self.app.scripts.release(self.app.now(), self.app.keys.queue(queue),
                                                 self.id, items)
+            self._forget_leases(items)
             log.info("released unstarted tasks worker=%s queue=%s count=%d", self.id, queue,
                      len(released))
 
@@ -470,6 +480,7 @@ class Worker:
             released = self.app.scripts.release(
                 self.app.now(), self.app.keys.queue(queue), self.id,
                 [(h.task_id, h.token) for h in items])
+            self._forget_leases((h.task_id, h.token) for h in items)
             for task_id in released:
                 log.warning("task released at shutdown task=%s queue=%s worker=%s", task_id,
                             queue, self.id)
@@ -611,6 +622,7 @@ class Worker:
                 result = self.app.scripts.fail(
                     self.app.now(), self.app.keys.queue(task.queue), self.id, task.task_id,
                     token, json.dumps(error), delay_ms)
+                self._forget_leases([(task.task_id, token)])
                 break
             except Exception as exc:  # noqa: BLE001 - Redis down: keep trying, lease may expire
                 if self._killed:
