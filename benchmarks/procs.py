@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import time
@@ -16,7 +18,8 @@ import psutil
 
 log = logging.getLogger(__name__)
 
-STOP_TIMEOUT_S = 15.0
+SECOND_SIGNAL_AFTER_S = 3.0
+STOP_TIMEOUT_S = 12.0
 CHILD_LIST_REFRESH_S = 0.2
 
 
@@ -33,21 +36,69 @@ class SystemEnv:
         return [self.python, "-m", "benchmarks.peers", self.system, *args]
 
 
-def run_producer(sysenv: SystemEnv, args: list[str], timeout_s: float, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run one producer role to completion and return the JSON it printed last."""
-    env = dict(sysenv.env, **(extra_env or {}))
-    argv = sysenv.argv(*args)
-    try:
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"{sysenv.system} producer timed out after {timeout_s:.0f} s: {' '.join(argv)}") from exc
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"{sysenv.system} producer failed with exit code {done.returncode}: {' '.join(argv)}\n{tail}")
-    lines = [line for line in done.stdout.strip().splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"{sysenv.system} producer printed no JSON result: {' '.join(argv)}\n{done.stderr[-2000:]}")
-    return dict(json.loads(lines[-1]))
+class Producer:
+    """A long-lived producer subprocess of one system, driven one command line at a time.
+
+    Keeping one process (and one Redis connection) per system takes process
+    start-up and connection set-up out of every timed producer phase.
+    """
+
+    def __init__(self, sysenv: SystemEnv) -> None:
+        self.sysenv = sysenv
+        self.log_path = sysenv.log_dir / f"{sysenv.system}-producer.log"
+        with open(self.log_path, "ab") as log_file:
+            self.popen = subprocess.Popen(
+                sysenv.argv("serve"),
+                env=sysenv.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+            )
+
+    def call(self, args: list[str], timeout_s: float) -> dict[str, Any]:
+        """Run one role command line and return its JSON result; raise RuntimeError on failure."""
+        assert self.popen.stdin is not None and self.popen.stdout is not None
+        command = " ".join(args)
+        try:
+            self.popen.stdin.write((json.dumps(args) + "\n").encode())
+            self.popen.stdin.flush()
+        except BrokenPipeError:
+            raise RuntimeError(
+                f"{self.sysenv.system} producer has exited; see {self.log_path}"
+            ) from None
+        ready, _, _ = select.select([self.popen.stdout], [], [], timeout_s)
+        if not ready:
+            self.close()
+            raise RuntimeError(
+                f"{self.sysenv.system} producer timed out after {timeout_s:.0f} s: {command}"
+            )
+        line = self.popen.stdout.readline()
+        if not line:
+            raise RuntimeError(
+                f"{self.sysenv.system} producer exited during: {command}\n{self._log_tail()}"
+            )
+        result = dict(json.loads(line))
+        if "error" in result:
+            raise RuntimeError(
+                f"{self.sysenv.system} producer failed: {command}: {result['error']}"
+            )
+        return result
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        if self.popen.poll() is None:
+            assert self.popen.stdin is not None
+            try:
+                self.popen.stdin.close()
+                self.popen.wait(timeout=10)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.popen.kill()
+                self.popen.wait(timeout=10)
 
 
 @dataclass
@@ -87,23 +138,23 @@ class WorkerGroup:
                     start_new_session=True,
                 )
             self.popens.append(popen)
-            log.debug("started %s worker pid %d (%s)", self.sysenv.system, popen.pid, " ".join(args))
+            log.debug(
+                "started %s worker pid %d (%s)", self.sysenv.system, popen.pid, " ".join(args)
+            )
 
     def check_alive(self) -> None:
         for popen in self.popens:
             if popen.poll() is not None:
                 raise RuntimeError(
-                    f"{self.sysenv.system} worker pid {popen.pid} exited with code {popen.returncode}; "
-                    f"see logs in {self.sysenv.log_dir}"
+                    f"{self.sysenv.system} worker pid {popen.pid} exited with code "
+                    f"{popen.returncode}; see logs in {self.sysenv.log_dir}"
                 )
 
     def _signal(self, signum: int) -> None:
         for popen in self.popens:
             if popen.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(popen.pid, signum)
-                except ProcessLookupError:
-                    pass
 
     def pause(self) -> None:
         """Stop every process of the group (SIGSTOP), so Redis can be filled undisturbed."""
@@ -142,26 +193,38 @@ class WorkerGroup:
         return [popen.pid for popen in self.popens]
 
     def stop(self) -> None:
-        """Stop the workers: SIGCONT and SIGTERM, then SIGKILL the groups still alive after a timeout."""
+        """Stop the workers: SIGTERM, a second SIGTERM after a pause, then SIGKILL.
+
+        The workers are idle when the harness stops them. Most stop on the
+        first SIGTERM; RQ 3.0's SimpleWorker waits for its blocking dequeue
+        to time out after the first and stops at once on the second, which
+        every system here treats as a request to exit now.
+        """
         self._signal(signal.SIGCONT)
         self._signal(signal.SIGTERM)
-        deadline_s = time.monotonic() + STOP_TIMEOUT_S
+        if not self._wait_all(SECOND_SIGNAL_AFTER_S):
+            self._signal(signal.SIGTERM)
+            if not self._wait_all(STOP_TIMEOUT_S):
+                log.warning(
+                    "%s worker pids %s ignored two SIGTERMs for %.0f s; killing their groups",
+                    self.sysenv.system,
+                    self.pids(),
+                    SECOND_SIGNAL_AFTER_S + STOP_TIMEOUT_S,
+                )
+        # Children that outlived their parent (for example a Dramatiq worker process) share its
+        # group; SIGKILL reaches them by the group id, which is the parent's pid.
         for popen in self.popens:
-            remaining_s = max(0.1, deadline_s - time.monotonic())
-            try:
-                popen.wait(timeout=remaining_s)
-            except subprocess.TimeoutExpired:
-                log.warning("%s worker pid %d ignored SIGTERM for %.0f s; killing its process group",
-                            self.sysenv.system, popen.pid, STOP_TIMEOUT_S)
-                try:
-                    os.killpg(popen.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                popen.wait(timeout=10)
-        # Children that outlived their parent (for example a Dramatiq worker process) share its group.
-        for popen in self.popens:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(popen.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            if popen.poll() is None:
+                popen.wait(timeout=10)
         self.popens = []
+
+    def _wait_all(self, timeout_s: float) -> bool:
+        deadline_s = time.monotonic() + timeout_s
+        for popen in self.popens:
+            try:
+                popen.wait(timeout=max(0.01, deadline_s - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                return False
+        return True

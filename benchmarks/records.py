@@ -57,7 +57,7 @@ class RecordTail:
         return new
 
     def in_range(self, first_seq: int, n: int) -> list[TaskRecord]:
-        """Return the records of sequence numbers ``first_seq`` to ``first_seq + n - 1`` seen so far."""
+        """Return the records seen so far for the ``n`` sequence numbers from ``first_seq``."""
         self.poll()
         return [self.by_seq[seq] for seq in range(first_seq, first_seq + n) if seq in self.by_seq]
 
@@ -78,11 +78,11 @@ class RecordTail:
         return done
 
 
-def read_pairs(path: Path) -> dict[int, float]:
-    """Read a producer's ``seq value_s`` file (ready times or due times)."""
+def read_pairs(path: Path, column: int = 1) -> dict[int, float]:
+    """Read one value column of a producer's ``seq value_s ...`` file (ready times or due times)."""
     result: dict[int, float] = {}
     with open(path, encoding="ascii") as f:
         for line in f:
-            seq_text, value_text = line.split()
-            result[int(seq_text)] = float(value_text)
+            fields = line.split()
+            result[int(fields[0])] = float(fields[column])
     return result

@@ -41,12 +41,18 @@ class RedisServer:
         log_file = self.work_dir / "redis-server.log"
         argv = [
             self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.work_dir),
-            "--logfile", str(log_file),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.work_dir),
+            "--logfile",
+            str(log_file),
         ]
         log.info("starting %s on 127.0.0.1:%d", self.binary, self.port)
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
@@ -56,12 +62,17 @@ class RedisServer:
             try:
                 client.ping()
                 break
-            except redis.ConnectionError:
+            except redis.ConnectionError as exc:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with code {self.process.returncode}; see {log_file}")
+                    raise RuntimeError(
+                        f"redis-server exited with code {self.process.returncode}; see {log_file}"
+                    ) from exc
                 if time.monotonic() > deadline_s:
                     self.stop()
-                    raise RuntimeError(f"redis-server did not answer PING within {START_TIMEOUT_S} s; see {log_file}")
+                    raise RuntimeError(
+                        f"redis-server did not reply to PING within {START_TIMEOUT_S} s; "
+                        f"see {log_file}"
+                    ) from exc
                 time.sleep(0.05)
         client.close()
 
@@ -87,6 +98,8 @@ class RedisServer:
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            log.warning("redis-server pid %d ignored SIGTERM for 10 s; killing it", self.process.pid)
+            log.warning(
+                "redis-server pid %d ignored SIGTERM for 10 s; killing it", self.process.pid
+            )
             self.process.kill()
             self.process.wait(timeout=10)

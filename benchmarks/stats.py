@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -21,7 +22,7 @@ def quantile(values: Sequence[float], q: float) -> float:
 
 
 def summarize(runs: Iterable[float | None]) -> dict[str, Any]:
-    """Return ``{"median": ..., "runs": [...]}``; ``median`` is None when no run produced a value."""
+    """Return ``{"median": ..., "runs": [...]}``; the median is None when no run has a value."""
     all_runs = list(runs)
     values = [value for value in all_runs if value is not None]
     return {"median": statistics.median(values) if values else None, "runs": all_runs}

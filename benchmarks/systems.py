@@ -7,6 +7,7 @@ and report the ones that are not installed.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -35,7 +36,12 @@ class System:
     def available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
 
-    def version(self) -> str | None:
+    def version(self, python: str | None = None) -> str | None:
+        """Return the installed version, in the harness or in another interpreter's environment."""
+        if python is not None:
+            code = f"import importlib.metadata as m; print(m.version({self.distribution!r}))"
+            done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+            return done.stdout.strip() or None if done.returncode == 0 else None
         try:
             return metadata.version(self.distribution)
         except metadata.PackageNotFoundError:
@@ -66,7 +72,7 @@ SYSTEMS: dict[str, System] = {
                 Mode("c8-batched", "batched", 8, "8 slots, prefetch 16"),
             ),
             guarantee="at least once: a claimed task is leased, and the reaper returns it to ready "
-                      "when its worker stops extending the lease",
+            "when its worker stops extending the lease",
         ),
         System(
             name="rq",
@@ -77,8 +83,8 @@ SYSTEMS: dict[str, System] = {
                 Mode("fork", "fork", 1, "Worker (forks per job)"),
                 Mode("simple", "simple", 1, "SimpleWorker"),
             ),
-            guarantee="at most once by default: a job whose worker dies is moved to the failed "
-                      "registry as abandoned, not run again",
+            guarantee="at most once by default: a job abandoned by a dead worker is moved to the "
+            "failed registry, and run again only if it was enqueued with a Retry",
         ),
         System(
             name="celery",
@@ -90,7 +96,7 @@ SYSTEMS: dict[str, System] = {
                 Mode("threads8", "threads", 8, "threads pool, 8"),
             ),
             guarantee="at most once with the default early acknowledgement: a task is acknowledged "
-                      "before it runs",
+            "before it runs",
         ),
         System(
             name="dramatiq",
@@ -101,8 +107,8 @@ SYSTEMS: dict[str, System] = {
                 Mode("t1", "threads", 1, "1 process, 1 thread"),
                 Mode("t8", "threads", 8, "1 process, 8 threads"),
             ),
-            guarantee="at least once: messages are acknowledged after the actor returns, and a dead "
-                      "worker's unacknowledged messages are requeued",
+            guarantee="at least once: messages are acknowledged after the actor returns, and "
+            "a dead worker's unacknowledged messages are requeued",
         ),
         System(
             name="huey",
@@ -114,7 +120,7 @@ SYSTEMS: dict[str, System] = {
                 Mode("t8", "threads", 8, "8 threads"),
             ),
             guarantee="at most once: the consumer pops a task before running it, so a task in "
-                      "flight when the consumer dies is lost",
+            "flight when the consumer dies is lost",
         ),
         System(
             name="arq",
@@ -125,8 +131,8 @@ SYSTEMS: dict[str, System] = {
                 Mode("j1", "jobs", 1, "max_jobs 1"),
                 Mode("j8", "jobs", 8, "max_jobs 8"),
             ),
-            guarantee="at least once: a job stays queued until it finishes and is run again if its "
-                      "worker dies",
+            guarantee="at least once: a job stays queued until it finishes, and is run again (up "
+            "to max_tries, 5 by default) once a dead worker's in-progress key expires",
         ),
         System(
             name="saq",
@@ -138,7 +144,7 @@ SYSTEMS: dict[str, System] = {
                 Mode("j8", "jobs", 8, "concurrency 8"),
             ),
             guarantee="a job whose worker dies is found by the sweeper and retried only while it "
-                      "has retries left (default: 1 attempt in all)",
+            "has retries left (default: 1 attempt in all)",
         ),
     )
 }

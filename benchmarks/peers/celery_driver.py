@@ -8,8 +8,8 @@ Modes: ``solo`` (the solo pool) and ``threads`` (the thread pool).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Sequence
 
 from celery import Celery, group
 
@@ -39,14 +39,23 @@ class CeleryDriver(Driver):
         noop.apply_async((seq,), eta=datetime.fromtimestamp(due_wall_s, tz=timezone.utc))
 
     def worker_argv(self, mode: str, concurrency: int, scheduler: bool) -> list[str]:
-        # ETA tasks need no extra process: the worker holds them until due.
+        # ETA tasks need no extra process, because the worker keeps them in memory until due.
         pools = {"solo": "solo", "threads": "threads"}
         return [
-            sys.executable, "-m", "celery", "-A", __name__, "worker",
-            "--pool", pools[mode],
-            "--concurrency", str(concurrency),
-            "--queues", queue_name(),
-            "--loglevel", "WARNING",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            __name__,
+            "worker",
+            "--pool",
+            pools[mode],
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            queue_name(),
+            "--loglevel",
+            "WARNING",
         ]
 
 

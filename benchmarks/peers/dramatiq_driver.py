@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -44,10 +44,16 @@ class DramatiqDriver(Driver):
     def worker_argv(self, mode: str, concurrency: int, scheduler: bool) -> list[str]:
         # Delayed messages are handled by every worker; there is no separate scheduler.
         return [
-            sys.executable, "-m", "dramatiq", __name__,
-            "--processes", "1",
-            "--threads", str(concurrency),
-            "--queues", queue_name(),
+            sys.executable,
+            "-m",
+            "dramatiq",
+            __name__,
+            "--processes",
+            "1",
+            "--threads",
+            str(concurrency),
+            "--queues",
+            queue_name(),
         ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from huey import RedisHuey
 
@@ -40,9 +40,14 @@ class HueyDriver(Driver):
 
     def worker_argv(self, mode: str, concurrency: int, scheduler: bool) -> list[str]:
         return [
-            sys.executable, "-m", "huey.bin.huey_consumer", f"{__name__}.huey",
-            "--workers", str(concurrency),
-            "--worker-type", "thread",
+            sys.executable,
+            "-m",
+            "huey.bin.huey_consumer",
+            f"{__name__}.huey",
+            "--workers",
+            str(concurrency),
+            "--worker-type",
+            "thread",
             "--quiet",
         ]
 

@@ -8,8 +8,8 @@ Delayed tasks need the worker's scheduler (``--with-scheduler``).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Sequence
 
 import redis
 from rq import Queue
@@ -48,10 +48,16 @@ class RQDriver(Driver):
         if concurrency != 1:
             raise ValueError("an RQ worker runs one job at a time")
         argv = [
-            sys.executable, "-m", "rq.cli", "worker",
-            "--url", redis_url(),
-            "--worker-class", WORKER_CLASSES[mode],
-            "--logging_level", "WARNING",
+            sys.executable,
+            "-m",
+            "rq.cli",
+            "worker",
+            "--url",
+            redis_url(),
+            "--worker-class",
+            WORKER_CLASSES[mode],
+            "--logging_level",
+            "WARNING",
         ]
         if scheduler:
             argv.append("--with-scheduler")

@@ -1,18 +1,17 @@
-"""taskq driver: ``App.enqueue``/``App.enqueue_many`` and ``taskq.Worker``.
+"""taskq driver: ``App.enqueue``/``App.enqueue_many`` and the ``taskq worker`` command.
 
-Modes: ``slots`` runs the worker with ``prefetch=0`` (one claim per task);
-``batched`` passes ``prefetch`` so that one claim fetches several tasks.
+Modes: ``slots`` runs the worker with ``--prefetch 0``, so each claim call
+takes one task and settles the previous one. ``batched`` passes
+``--prefetch``, so that one claim call takes several tasks per slot.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import taskq
-
 from benchmarks.peers.common import Driver, queue_name, redis_url, run_noop
 
 BATCHED_PREFETCH = 16
@@ -30,6 +29,9 @@ class TaskqDriver(Driver):
     bulk_method = "App.enqueue_many per 1,000 tasks"
     supports_schedule = True
 
+    def __init__(self) -> None:
+        self._ids: dict[int, str] = {}
+
     def enqueue_one(self, seq: int) -> None:
         app.enqueue("noop", args=[seq], queue=queue_name())
 
@@ -37,23 +39,58 @@ class TaskqDriver(Driver):
         app.enqueue_many([taskq.Call("noop", args=[seq]) for seq in seqs])
 
     def schedule(self, seq: int, due_wall_s: float) -> None:
-        app.enqueue("noop", args=[seq], queue=queue_name(), delay_s=max(0.0, due_wall_s - time.time()))
+        handle = app.enqueue(
+            "noop", args=[seq], queue=queue_name(), delay_s=max(0.0, due_wall_s - time.time())
+        )
+        self._ids[seq] = handle.id
+
+    def schedule_bulk(self, items: Sequence[tuple[int, float]]) -> None:
+        now_s = time.time()
+        calls = [
+            taskq.Call("noop", args=[seq], delay_s=max(0.0, due_wall_s - now_s))
+            for seq, due_wall_s in items
+        ]
+        for (seq, _), handle in zip(items, app.enqueue_many(calls)):
+            self._ids[seq] = handle.id
+
+    def scheduled_ids(self) -> dict[int, str]:
+        return dict(self._ids)
+
+    def forget_scheduled_ids(self) -> None:
+        self._ids.clear()
+
+    def ready_lags_ms(self, ids: dict[int, str]) -> dict[int, float] | None:
+        """Read each task's record: ``ready_us`` (set by the promoter) minus ``due_ms``."""
+        lags: dict[int, float] = {}
+        for seq, task_id in ids.items():
+            record = app.get(task_id, queue=queue_name())
+            ready_us = record.raw.get("ready_us")
+            if ready_us is None or record.due_ms is None:
+                continue
+            lags[seq] = int(ready_us) / 1000 - record.due_ms
+        return lags
 
     def worker_argv(self, mode: str, concurrency: int, scheduler: bool) -> list[str]:
+        # The worker always runs its promoter, so delayed tasks need no extra process.
         prefetch = BATCHED_PREFETCH if mode == "batched" else 0
-        os.environ["BENCH_PREFETCH"] = str(prefetch)
-        return [sys.executable, "-c", "from benchmarks.peers.taskq_driver import work; work()"]
-
-
-def work() -> None:
-    """Run a taskq worker until SIGTERM or SIGINT."""
-    worker = taskq.Worker(
-        app,
-        queues=[queue_name()],
-        concurrency=int(os.environ.get("BENCH_CONCURRENCY", "1")),
-        prefetch=int(os.environ.get("BENCH_PREFETCH", "0")),
-    )
-    worker.run()
+        return [
+            sys.executable,
+            "-m",
+            "taskq",
+            "--log-level",
+            "WARNING",
+            "worker",
+            "--app",
+            f"{__name__}:app",
+            "--redis-url",
+            redis_url(),
+            "--queues",
+            queue_name(),
+            "--concurrency",
+            str(concurrency),
+            "--prefetch",
+            str(prefetch),
+        ]
 
 
 DRIVER = TaskqDriver

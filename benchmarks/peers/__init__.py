@@ -1,0 +1,1 @@
+"""Drivers: one module per queue system, run in subprocesses by the harness."""
