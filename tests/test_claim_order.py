@@ -40,7 +40,7 @@ def test_higher_priority_runs_first_then_arrival_order(noop_app: taskq.App) -> N
 ], ids=["letters", "near-2^53", "near-2^64"])
 def test_fifo_holds_at_the_ends_of_the_priority_range(noop_app: taskq.App, priority: int,
                                                       ids: list[str]) -> None:
-    """Arrival order wins over id order at the highest and lowest priority (field case C06).
+    """Arrival order wins over id order at the highest and lowest priority.
 
     Ready lists keep arrival order in list position, not in a score, so there is no arrival
     counter to overflow; ids that sort the other way or look like huge numbers change nothing.

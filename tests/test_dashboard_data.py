@@ -28,7 +28,7 @@ from tests.helpers import counters, depths, worker_running
 from tests.redis_servers import RedisServer, redis_server, redis_servers  # noqa: F401
 
 SAMPLE_S = 0.5
-"""The C12 sampling period: one dashboard refresh every 500 ms."""
+"""The sampling period of the hard-kill check: one dashboard refresh every 500 ms."""
 
 
 def tiles_shown(html: str) -> dict[str, str]:

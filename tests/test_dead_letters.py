@@ -214,7 +214,7 @@ def _metrics_and_registry_keys(app: taskq.App) -> set[str]:
 
 def test_dead_tasks_expire_with_all_their_data(redis_url: str | None) -> None:
     """After the dead retention, no dead entry, record or argument of those tasks is left:
-    only metrics keys remain, and the removal shows in the counters (field case C08)."""
+    only metrics keys remain, and the removal shows in the counters."""
     clock = taskq.FakeClock(start_s=1_800_000_000)
     app = taskq.App(redis_url, settings=with_settings(dead_retention_s=30.0,
                                                       dead_max_count=None), clock=clock)

@@ -123,7 +123,7 @@ def new_york_time() -> Iterator[None]:
         "naive-fold1", "aware-utc"])
 def test_local_times_follow_daylight_saving(redis_url: str | None, eta: datetime, due_s: int
                                             ) -> None:
-    """Naive times are read in the process's zone with that date's offset (field case C05)."""
+    """Naive times are read in the process's zone with that date's offset."""
     app = taskq.App(redis_url, settings=with_settings(),
                     clock=taskq.FakeClock(start_s=1_700_000_000))
     app.task("noop")(lambda: None)
@@ -190,7 +190,7 @@ def test_promoter_sleeps_until_the_next_due_time(redis_url: str | None) -> None:
 
 def test_two_promoters_move_every_task_exactly_once(redis_url: str | None) -> None:
     """Two promoters racing over one backlog, each slowed per batch, never duplicate a task
-    (field case C04): the move needs no lock because removal and push are one call."""
+   : the move needs no lock because removal and push are one call."""
     clock = taskq.FakeClock(start_s=1_800_000_000)
     app = taskq.App(redis_url, settings=with_settings(promoter_batch=50), clock=clock)
     app.task("noop")(lambda *args: None)

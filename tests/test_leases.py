@@ -240,7 +240,7 @@ def test_a_worker_that_beats_again_is_back_online(lease_app: taskq.App,
     assert taskq.take_snapshot(lease_app).workers[0].state == "idle"
 
 
-# Real time: a CPU-bound body must not starve the heartbeat (field case C03).
+# Real time: a CPU-bound body must not starve the heartbeat.
 
 def _assert_ran_once_without_recovery(app: taskq.App, handle: taskq.TaskHandle,
                                       caplog: pytest.LogCaptureFixture) -> None:
@@ -256,7 +256,7 @@ def _assert_ran_once_without_recovery(app: taskq.App, handle: taskq.TaskHandle,
 def test_a_cpu_bound_thread_body_keeps_its_lease(app: taskq.App,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     """A pure-Python busy loop running longer than its lease, watched by an idle second worker
-    and two reapers, starts once and succeeds (field case C03, scaled to the test settings)."""
+    and two reapers, starts once and succeeds (scaled to the test settings)."""
     app.task("busy", max_retries=3)(spin)
     caplog.set_level(logging.WARNING, logger="taskq")
     handle = app.enqueue("busy", (1.6,))

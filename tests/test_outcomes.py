@@ -173,8 +173,8 @@ HOSTILE_TEXT = "glāžšķūņ — 失败 — 🚫 — \x00 tail"
 
 
 def test_hostile_error_text_is_kept_and_the_worker_stays_up(app: taskq.App) -> None:
-    """Non-ASCII and NUL text, a broken __str__ and a 2 MB message all reach the dead set
-    (field case C09), and the same worker then runs a normal task."""
+    """Non-ASCII and NUL text, a broken __str__ and a 2 MB message all reach the dead set,
+    and the same worker then runs a normal task."""
     huge = "é" * (2 * 1024 * 1024)
 
     def raise_text(text: str) -> None:
@@ -209,7 +209,7 @@ def test_hostile_error_text_is_kept_and_the_worker_stays_up(app: taskq.App) -> N
 
 def test_undecodable_payload_and_unknown_task_go_dead_at_once(app: taskq.App) -> None:
     """A payload that is not JSON and a name the worker does not know are dead within a
-    second, with an error kind naming the problem; the worker goes on (field case C10)."""
+    second, with an error kind naming the problem; the worker goes on."""
     app.task("ok")(lambda: "fine")
     seed_ready(app, "pickled", "ok", b"\x80\x04\x95garbage")
     seed_ready(app, "stranger", "not.registered", '{"args": [], "kwargs": {}}')
@@ -250,7 +250,7 @@ def _delays_until_dead(app: taskq.App, clock: taskq.FakeClock, count: int) -> li
 
 def test_backoff_delays_stay_within_their_bounds(redis_url: str | None) -> None:
     """Retries 1, 2 and 3 wait at least 1, 2 and 4 s and at most the 5 s cap, jitter included;
-    each task is dead after four attempts (field case C07)."""
+    each task is dead after four attempts."""
     clock = taskq.FakeClock(start_s=1_800_000_000)
     app = taskq.App(redis_url, settings=with_settings(), clock=clock)
 

@@ -153,7 +153,7 @@ def test_graceful_stop_releases_a_task_still_running_after_the_grace(
         app: taskq.App, caplog: pytest.LogCaptureFixture) -> None:
     """Past the grace period the running task goes back to ready under the same id, its
     attempt not counted, and the stop returns within grace + 1 s even though the body goes on
-    running (field case C02; tests/cases covers the same with a worker process)."""
+    running (tests/cases covers the same with a worker process)."""
     body_started, body_may_end = threading.Event(), threading.Event()
     app.task("long", max_retries=0)(lambda: body_started.set() or body_may_end.wait(30))
     handle = app.enqueue("long")

@@ -1,6 +1,6 @@
 """Apps with case-specific settings, for worker processes started with ``--app``.
 
-``FAST_SETTINGS`` suit most tests; the apps here scale a field case's own intervals down while
+``FAST_SETTINGS`` suit most tests; the apps here scale a reported scenario's own intervals down while
 keeping their ratios, so the scenario stays the same and the test stays short.
 """
 

@@ -16,7 +16,7 @@ from tests.cases.support import WorkerProcess, mirror_app, wait_for_state
 from tests.sample_tasks import HOSTILE_MESSAGE
 from tests.sample_tasks import app as sample_app
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 LONG_CHARS = 2 * 1024 * 1024
 

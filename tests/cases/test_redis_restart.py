@@ -19,7 +19,7 @@ from tests.cases.support import WorkerProcess, census, counters, mirror_app, wai
 from tests.conftest import wait_until
 from tests.redis_servers import RedisServer
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 OUTAGE_S = 3.0
 # Allowance for process scheduling on a loaded two-core machine, added to computed bounds.

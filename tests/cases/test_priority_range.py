@@ -16,7 +16,7 @@ import pytest
 import taskq
 from tests.conftest import wait_until
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 YEAR_9999_S = 253_402_300_000.0  # 9999-12-31, near datetime's largest value
 LEVELS = (taskq.MAX_PRIORITY, taskq.MIN_PRIORITY)

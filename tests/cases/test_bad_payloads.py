@@ -20,7 +20,7 @@ import taskq
 from tests.cases.support import WorkerProcess, census, mirror_app, wait_for_state
 from tests.sample_tasks import app as sample_app
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 PICKLE_GARBAGE = b"\x80\x04\x95garbage"
 

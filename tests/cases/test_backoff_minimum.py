@@ -21,7 +21,7 @@ import taskq
 from tests.cases.support import events_of
 from tests.conftest import FAST_SETTINGS, wait_until
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 FAILING_TASKS = 50
 RETRIES = 3

@@ -19,7 +19,7 @@ from tests.cases.support import WorkerProcess, census, mirror_app, wait_for_stat
 from tests.conftest import FAST_SETTINGS
 from tests.sample_tasks import app as sample_app
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 GRACE_S = 2.0
 TASK_S = 600.0

@@ -19,7 +19,7 @@ import pytest
 
 import taskq
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 NEW_YORK = ZoneInfo("America/New_York")
 BEFORE_2024_S = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC

@@ -19,7 +19,7 @@ from tests.cases.support import Sampler, WorkerProcess, locate, mirror_app, wait
 from tests.conftest import FAST_SETTINGS
 from tests.sample_tasks import app as sample_app
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 TASK_S = 1.0
 HOOK_PAUSE_S = 60.0  # longer than the test: A never leaves the hook by itself

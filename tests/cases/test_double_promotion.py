@@ -8,8 +8,8 @@ machine from expiring a lease, which would add a legitimate second run and hide 
 The promote script needs no lock: a task is pushed to ready only by the call that removed it
 from the scheduled set.
 
-The case loads 200,000 tasks; ``C04_TASKS`` (default 25,000, environment variable
-``TASKQ_C04_TASKS``) keeps the default suite within its time budget.
+The case loads 200,000 tasks; ``BACKLOG_TASKS`` (default 25,000, environment variable
+``TASKQ_BACKLOG_TASKS``) keeps the default suite within its time budget.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from tests.cases.support import WorkerProcess, census, counters, mirror_app, tex
 from tests.conftest import FAST_SETTINGS
 from tests.redis_servers import RedisServer
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
-C04_TASKS = int(os.environ.get("TASKQ_C04_TASKS", "25000"))
+BACKLOG_TASKS = int(os.environ.get("TASKQ_BACKLOG_TASKS", "25000"))
 BATCH = 200
 SLOW_BATCH_S = 0.01
 LOAD_CHUNK = 5000
@@ -59,12 +59,12 @@ def test_two_promoters_move_each_once(redis_server: RedisServer,
     """Scheduled and ready end empty; every id ran once and entered ready once."""
     url = redis_server.url
     producer = mirror_app(long_lease_app, url, clock=taskq.FakeClock(time.time() - 3600))
-    ids = [f"c04-{i:06d}" for i in range(C04_TASKS)]
-    for start in range(0, C04_TASKS, LOAD_CHUNK):
+    ids = [f"c04-{i:06d}" for i in range(BACKLOG_TASKS)]
+    for start in range(0, BACKLOG_TASKS, LOAD_CHUNK):
         producer.enqueue_many(taskq.Call("record_run", (RUN_LOG,), delay_s=60, task_id=task_id)
                               for task_id in ids[start:start + LOAD_CHUNK])
     keys = producer.keys.queue("default")
-    assert producer.client.zcard(keys.scheduled) == C04_TASKS
+    assert producer.client.zcard(keys.scheduled) == BACKLOG_TASKS
 
     promoters = [slowed_promoter(url, "promoter-1"), slowed_promoter(url, "promoter-2")]
     gate = threading.Barrier(len(promoters))
@@ -76,7 +76,7 @@ def test_two_promoters_move_each_once(redis_server: RedisServer,
                                 concurrency=4) for _ in range(4)]
     try:
         deadline = time.monotonic() + 180
-        while producer.client.llen(RUN_LOG) < C04_TASKS and time.monotonic() < deadline:
+        while producer.client.llen(RUN_LOG) < BACKLOG_TASKS and time.monotonic() < deadline:
             if not all(w.alive() for w in workers):
                 break
             time.sleep(0.2)
@@ -91,10 +91,10 @@ def test_two_promoters_move_each_once(redis_server: RedisServer,
     tally = counters(producer)
     assert after.count("scheduled") == 0
     assert after.count("ready") == 0
-    assert sum(runs.values()) == C04_TASKS
-    assert len(runs) == C04_TASKS
+    assert sum(runs.values()) == BACKLOG_TASKS
+    assert len(runs) == BACKLOG_TASKS
     assert set(runs) == set(ids)
-    assert tally["promoted"] == C04_TASKS
+    assert tally["promoted"] == BACKLOG_TASKS
     assert tally["stale"] == 0
     assert tally["recovered"] == 0
     assert sum(p.moved_total for p in promoters) > 0

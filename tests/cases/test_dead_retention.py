@@ -33,7 +33,7 @@ from tests.cases.support import WorkerProcess, counters, mirror_app, text
 from tests.conftest import wait_until, with_settings
 from tests.redis_servers import RedisServer
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 TASKS = 10_000
 PAYLOAD = "x" * 10_240

@@ -24,7 +24,7 @@ from tests.cases.support import (
     wait_for_state,
 )
 
-pytestmark = pytest.mark.chaos  # the field cases are part of the chaos suite
+pytestmark = pytest.mark.chaos  # the reported-failure scenarios are part of the chaos suite
 
 APP_SPEC = "tests.cases.case_apps:cpu_bound_app"
 BUSY_S = 6.0
