@@ -24,7 +24,7 @@ import taskq
 from taskq.runner import ThreadRunner, Watchdog
 from taskq.scripts import ClaimedTask
 from taskq.settings import MAX_PRIORITY, MIN_PRIORITY
-from tests.conftest import FAST_SETTINGS
+from tests.conftest import FAST_SETTINGS, wait_until
 
 QUEUE = "default"
 
@@ -295,15 +295,8 @@ def worker_running(app: taskq.App, queues: Iterable[str] = (QUEUE,), concurrency
 
 def wait_for(predicate: Any, timeout_s: float = 10.0, interval_s: float = 0.01,
              message: str = "condition") -> Any:
-    """Poll ``predicate`` until truthy; raise AssertionError after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {message}")
-        time.sleep(interval_s)
+    """Poll ``predicate`` until truthy; fail the test after ``timeout_s`` (see wait_until)."""
+    return wait_until(predicate, timeout_s, interval_s, message)
 
 
 # Task bodies for process-pool tests: the child process imports ``pool_app`` by its spec.

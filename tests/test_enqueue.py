@@ -40,7 +40,8 @@ def test_enqueue_writes_a_ready_task_with_its_arguments(echo_app: taskq.App) -> 
     assert handle.created and handle.queue == "default"
     assert (rec.state, rec.attempts, rec.priority, rec.name) == (
         taskq.State.READY, 0, taskq.DEFAULT_PRIORITY, "echo")
-    assert rec.args == [1, "zwölf", [None, 2.5]] and rec.kwargs == {"flag": True}
+    assert rec.args == [1, "zwölf", [None, 2.5]]
+    assert rec.kwargs == {"flag": True}
     assert assert_where_state_says(echo_app, "default", handle.id) == "ready:5"
     assert counters(echo_app)["enqueued"] == 1
     assert [e.task_id for e in events(echo_app, kind="enqueued")] == [handle.id]
@@ -188,7 +189,8 @@ def test_oversized_arguments_are_refused_naming_the_limit(echo_app: taskq.App) -
     with pytest.raises(taskq.PayloadTooLargeError) as caught:
         echo_app.enqueue("echo", ("x" * (50 * 1024 * 1024),))
 
-    assert str(limit) in str(caught.value) and "max_payload_bytes" in str(caught.value)
+    assert str(limit) in str(caught.value)
+    assert "max_payload_bytes" in str(caught.value)
     assert key_count(echo_app) == before
 
 

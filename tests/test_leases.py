@@ -108,7 +108,8 @@ def test_an_expired_lease_on_the_last_attempt_sends_the_task_dead(
 
     rec = handle.record()
     assert reaper.recovered_total == 0
-    assert rec.state is taskq.State.DEAD and rec.error["type"] == "LeaseExpired"
+    assert rec.state is taskq.State.DEAD
+    assert rec.error["type"] == "LeaseExpired"
     assert "victim" in rec.error["message"]
     assert structures_of(lease_app, "default", handle.id) == ["dead"]
 

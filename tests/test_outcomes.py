@@ -116,7 +116,8 @@ def test_a_result_json_cannot_hold_sends_the_task_dead_at_once(fake_clock_app: t
     Stepper(fake_clock_app).step()
 
     rec = handle.record()
-    assert rec.state is taskq.State.DEAD and rec.attempts == 1
+    assert rec.state is taskq.State.DEAD
+    assert rec.attempts == 1
     assert rec.error["type"] == "InvalidResult"
     assert "cannot be encoded as JSON" in rec.error["message"]
 
@@ -143,8 +144,10 @@ def test_failed_attempts_retry_then_go_dead(fake_clock_app: taskq.App,
     rec = handle.record()
     assert outcomes == [taskq.State.RETRYING, taskq.State.RETRYING, taskq.State.DEAD]
     assert rec.attempts == 3
-    assert rec.error["type"] == "KeyError" and rec.error["message"] == "'missing thing'"
-    assert "always_fails" in rec.error["traceback"] and rec.error["truncated"] is False
+    assert rec.error["type"] == "KeyError"
+    assert rec.error["message"] == "'missing thing'"
+    assert "always_fails" in rec.error["traceback"]
+    assert rec.error["truncated"] is False
     assert structures_of(fake_clock_app, "default", handle.id) == ["dead"]
     assert {k: counters(fake_clock_app)[k] for k in ("failed", "retried", "dead")} == {
         "failed": 3, "retried": 2, "dead": 1}
@@ -192,15 +195,19 @@ def test_hostile_error_text_is_kept_and_the_worker_stays_up(app: taskq.App) -> N
 
     with worker_running(app) as worker:
         assert normal.result(timeout_s=10) == "fine"
-        assert worker.concurrency == 1 and len(worker._slot_threads) == 1
+        assert worker.concurrency == 1
+        assert len(worker._slot_threads) == 1
 
     limit = app.settings.max_error_message_chars
     errors = {h: h.record().error for h in (u, v, w)}
     assert all(h.state() is taskq.State.DEAD for h in (u, v, w))
     assert errors[u]["message"] == HOSTILE_TEXT
-    assert "raise_text" in errors[u]["traceback"] and errors[u]["truncated"] is False
-    assert errors[v]["type"] == "_Unprintable" and "_Unprintable" in errors[v]["message"]
-    assert errors[w]["message"] == "é" * limit and errors[w]["truncated"] is True
+    assert "raise_text" in errors[u]["traceback"]
+    assert errors[u]["truncated"] is False
+    assert errors[v]["type"] == "_Unprintable"
+    assert "_Unprintable" in errors[v]["message"]
+    assert errors[w]["message"] == "é" * limit
+    assert errors[w]["truncated"] is True
     assert len(errors[w]["traceback"]) <= app.settings.max_traceback_chars
     listed = {rec.id: rec.error for rec in app.dead_letters("default")}
     assert listed[u.id]["message"] == HOSTILE_TEXT

@@ -61,7 +61,8 @@ def test_slots_bound_how_many_tasks_run_at_once(app: taskq.App, gate: Gate) -> N
     with worker_running(app, concurrency=3):
         wait_for(lambda: gate.running == 3, message="three tasks running")
         time.sleep(0.2)  # room for a fourth to start, if slots were not a bound
-        assert gate.running == 3 and active_count(app) == 3
+        assert gate.running == 3
+        assert active_count(app) == 3
         gate.open.set()
         assert [h.result(timeout_s=5) for h in handles] == ["through"] * 5
 
